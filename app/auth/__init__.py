@@ -1,0 +1,1 @@
+"""Application API keys: stored hashed, shown once, one permission each."""

@@ -1,0 +1,53 @@
+"""``require_permission``: 401 without a known key, 403 without the permission."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, TypeVar
+
+from flask import g, request
+
+from app.auth.models import Permission
+from app.auth.queries import find_active_key
+from app.errors import DomainError
+from app.extensions import db
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Unauthorized(DomainError):
+    status = 401
+
+
+class Forbidden(DomainError):
+    status = 403
+
+
+def _bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def require_permission(permission: Permission) -> Callable[[F], F]:
+    """Guard a view: the caller's key must exist, be unrevoked and hold ``permission``."""
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            token = _bearer_token()
+            if token is None:
+                raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>'")
+            key = find_active_key(db.session, token)
+            if key is None:
+                raise Unauthorized("Unknown or revoked API key")
+            if key.permission != permission:
+                raise Forbidden(f"This key lacks the {permission.value} permission")
+            g.api_key_id = key.id
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator

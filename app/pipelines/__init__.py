@@ -1,0 +1,1 @@
+"""Pipelines: GridLAB-D job definitions (model files, default parameters) and their runs."""

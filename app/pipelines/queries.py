@@ -1,0 +1,100 @@
+"""Reads of the pipelines domain. ``get_*`` raise NotFound; nested lookups filter by the
+parent id from the URL, so a run id never resolves under another pipeline."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session, selectinload
+
+from app.errors import NotFound
+from app.pagination import paginate
+from app.pipelines.models import Pipeline, PipelineFile, PipelineRun
+from app.runs.models import Run
+from app.runs.states import FINAL_STATES, RunState
+
+
+def get_pipeline(session: Session, pipeline_id: str) -> Pipeline:
+    pipeline = session.get(Pipeline, pipeline_id)
+    if pipeline is None:
+        raise NotFound("Pipeline not found", {"pipeline_id": [f"No pipeline {pipeline_id}"]})
+    return pipeline
+
+
+def list_pipelines(
+    session: Session, limit: int, cursor: str | None
+) -> tuple[Sequence[Pipeline], str | None]:
+    query = select(Pipeline).options(selectinload(Pipeline.files))
+    return paginate(session, query, Pipeline.created_at, Pipeline.id, limit, cursor)
+
+
+def list_files(session: Session, pipeline_id: str) -> Sequence[PipelineFile]:
+    get_pipeline(session, pipeline_id)
+    return session.scalars(
+        select(PipelineFile)
+        .where(PipelineFile.pipeline_id == pipeline_id)
+        .order_by(PipelineFile.name)
+    ).all()
+
+
+def get_file(session: Session, pipeline_id: str, name: str) -> PipelineFile:
+    found = session.scalar(
+        select(PipelineFile).where(
+            PipelineFile.pipeline_id == pipeline_id, PipelineFile.name == name
+        )
+    )
+    if found is None:
+        raise NotFound("File not found", {"name": [f"Pipeline has no file {name!r}"]})
+    return found
+
+
+def get_run_file(session: Session, run_id: str, name: str) -> PipelineFile:
+    """A file of the pipeline that ``run_id`` executes (for the worker)."""
+    run = session.get(PipelineRun, run_id)
+    if run is None:
+        raise NotFound("Run not found", {"run_id": [f"No run {run_id}"]})
+    return get_file(session, run.pipeline_id, name)
+
+
+def get_run(session: Session, pipeline_id: str, run_id: str) -> PipelineRun:
+    run = session.scalar(
+        select(PipelineRun)
+        .where(PipelineRun.id == run_id, PipelineRun.pipeline_id == pipeline_id)
+        .options(selectinload(PipelineRun.states), selectinload(PipelineRun.artifacts))
+    )
+    if run is None:
+        raise NotFound(
+            "Run not found", {"run_id": [f"Pipeline {pipeline_id} has no run {run_id}"]}
+        )
+    return run
+
+
+def list_runs(
+    session: Session,
+    pipeline_id: str,
+    state: RunState | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[Sequence[PipelineRun], str | None]:
+    get_pipeline(session, pipeline_id)
+    query = (
+        select(PipelineRun)
+        .where(PipelineRun.pipeline_id == pipeline_id)
+        .options(selectinload(PipelineRun.states), selectinload(PipelineRun.artifacts))
+    )
+    if state is not None:
+        query = query.where(Run.state == state)
+    return paginate(session, query, Run.created_at, Run.id, limit, cursor)
+
+
+def has_unfinished_runs(session: Session, pipeline_id: str) -> bool:
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    PipelineRun.pipeline_id == pipeline_id, Run.state.not_in(FINAL_STATES)
+                )
+            )
+        )
+    )

@@ -1,0 +1,218 @@
+"""HTTP routes of the pipelines domain: parse with a schema, call a service or query,
+dump with a schema. Client routes need PIPELINES_CLIENT."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, redirect, request, send_file, url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from app.auth.decorators import require_permission
+from app.auth.models import Permission
+from app.extensions import db
+from app.pagination import PageArgsSchema
+from app.pipelines import queries, services
+from app.pipelines.schemas import (
+    FileNameQuerySchema,
+    PipelineFileListSchema,
+    PipelineFileSchema,
+    PipelinePageSchema,
+    PipelineRunPageSchema,
+    PipelineRunSchema,
+    PipelineSchema,
+    PipelineUpdateSchema,
+    RunCreateSchema,
+)
+from app.runs import broker
+from app.runs import queries as run_queries
+from app.runs.idempotency import idempotent
+from app.runs.schemas import LogPageSchema, LogQuerySchema, RunStateQuerySchema
+from app.runs.services import lock_run, request_cancel
+from app.storage import store
+from app.uploads import limited_body
+
+blp = Blueprint(
+    "pipelines",
+    __name__,
+    url_prefix="/api/v1.0/pipelines",
+    description="GridLAB-D pipelines (job definitions), their files and their runs.",
+)
+
+
+class ClientView(MethodView):
+    decorators = [require_permission(Permission.PIPELINES_CLIENT)]
+
+
+def _settings() -> Any:
+    return current_app.config["SETTINGS"]
+
+
+@blp.route("")
+class Pipelines(ClientView):
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, PipelinePageSchema)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """List pipelines, newest first."""
+        items, cursor = queries.list_pipelines(db.session, args["limit"], args["cursor"])
+        return {"items": items, "next_cursor": cursor}
+
+    @blp.arguments(PipelineSchema)
+    @blp.response(201, PipelineSchema)
+    def post(self, data: dict[str, Any]) -> Any:
+        """Create a pipeline."""
+        pipeline = services.create_pipeline(db.session, data, _settings())
+        db.session.commit()
+        return pipeline, 201, {"Location": url_for(".Pipeline", pipeline_id=pipeline.id)}
+
+
+@blp.route("/<pipeline_id>")
+class Pipeline(ClientView):
+    @blp.response(200, PipelineSchema)
+    def get(self, pipeline_id: str) -> Any:
+        """Show a pipeline."""
+        return queries.get_pipeline(db.session, pipeline_id)
+
+    @blp.arguments(PipelineUpdateSchema)
+    @blp.response(200, PipelineSchema)
+    def put(self, data: dict[str, Any], pipeline_id: str) -> Any:
+        """Replace a pipeline's definition (runs already created keep their settings)."""
+        pipeline = queries.get_pipeline(db.session, pipeline_id)
+        services.update_pipeline(db.session, pipeline, data, _settings())
+        db.session.commit()
+        return pipeline
+
+    @blp.response(204)
+    def delete(self, pipeline_id: str) -> None:
+        """Delete a pipeline, its files and its finished runs (409 while a run is unfinished)."""
+        pipeline = queries.get_pipeline(db.session, pipeline_id)
+        prefix = services.delete_pipeline(db.session, pipeline)
+        db.session.commit()
+        store().delete_prefix(prefix)
+
+
+@blp.route("/<pipeline_id>/files")
+class PipelineFiles(ClientView):
+    @blp.response(200, PipelineFileListSchema)
+    def get(self, pipeline_id: str) -> dict[str, Any]:
+        """List a pipeline's files."""
+        return {"items": queries.list_files(db.session, pipeline_id)}
+
+    @blp.arguments(FileNameQuerySchema, location="query")
+    @blp.response(201, PipelineFileSchema)
+    @blp.doc(
+        requestBody={
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    )
+    def post(self, args: dict[str, Any], pipeline_id: str) -> Any:
+        """Upload a model or support file; the body is the file, streamed. Same name replaces."""
+        pipeline = queries.get_pipeline(db.session, pipeline_id)
+        body = limited_body(_settings().MAX_FILE_UPLOAD_BYTES)
+        record, created, old_key = services.store_file(
+            db.session, store(), pipeline, args["name"], body
+        )
+        db.session.commit()
+        if old_key:
+            store().delete_prefix(old_key)
+        return record, 201 if created else 200
+
+
+@blp.route("/<pipeline_id>/runs")
+class PipelineRuns(ClientView):
+    @blp.arguments(RunStateQuerySchema, location="query")
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, PipelineRunPageSchema)
+    def get(self, filters: dict[str, Any], page: dict[str, Any], pipeline_id: str) -> Any:
+        """List a pipeline's runs, newest first, optionally by state."""
+        items, cursor = queries.list_runs(
+            db.session, pipeline_id, filters["state"], page["limit"], page["cursor"]
+        )
+        return {"items": items, "next_cursor": cursor}
+
+    @idempotent
+    @blp.arguments(RunCreateSchema)
+    @blp.response(201, PipelineRunSchema)
+    def post(self, data: dict[str, Any], pipeline_id: str) -> Any:
+        """Start a run. Send an Idempotency-Key header to make retries safe."""
+        pipeline = queries.get_pipeline(db.session, pipeline_id)
+        run = services.create_run(db.session, pipeline, data)
+        db.session.commit()
+        if broker.publish(run):
+            db.session.commit()
+        location = url_for(".PipelineRun", pipeline_id=pipeline_id, run_id=run.id)
+        return queries.get_run(db.session, pipeline_id, run.id), 201, {"Location": location}
+
+
+@blp.route("/<pipeline_id>/runs/<run_id>")
+class PipelineRun(ClientView):
+    @blp.response(200, PipelineRunSchema)
+    def get(self, pipeline_id: str, run_id: str) -> Any:
+        """Show a run: state, history, progress, error and artifacts."""
+        return queries.get_run(db.session, pipeline_id, run_id)
+
+
+@blp.route("/<pipeline_id>/runs/<run_id>/cancel")
+class PipelineRunCancel(ClientView):
+    @idempotent
+    @blp.response(200, PipelineRunSchema)
+    def post(self, pipeline_id: str, run_id: str) -> Any:
+        """Cancel a run: READY ends at once; RUNNING goes CANCELLING until the work stops."""
+        queries.get_run(db.session, pipeline_id, run_id)
+        run = lock_run(db.session, run_id)
+        request_cancel(db.session, run)
+        db.session.commit()
+        return queries.get_run(db.session, pipeline_id, run_id)
+
+
+@blp.route("/<pipeline_id>/runs/<run_id>/logs")
+class PipelineRunLogs(ClientView):
+    @blp.arguments(LogQuerySchema, location="query")
+    @blp.response(200, LogPageSchema)
+    def get(self, args: dict[str, Any], pipeline_id: str, run_id: str) -> Any:
+        """Read console lines after sequence number ``after``; live and after the end."""
+        run = queries.get_run(db.session, pipeline_id, run_id)
+        lines = run_queries.list_log_lines(db.session, run_id, args["after"], args["limit"])
+        next_after = lines[-1].seq if lines else args["after"]
+        complete = run.state.is_final and next_after >= run.next_log_seq - 1
+        return {"lines": lines, "next_after": next_after, "state": run.state, "complete": complete}
+
+
+@blp.route("/<pipeline_id>/runs/<run_id>/artifacts/<path:name>")
+class RunArtifact(ClientView):
+    @blp.response(302)
+    @blp.alt_response(200, description="The file, streamed (local store)")
+    def get(self, pipeline_id: str, run_id: str, name: str) -> Any:
+        """Download an artifact: a redirect to a presigned S3 URL, or the bytes."""
+        queries.get_run(db.session, pipeline_id, run_id)
+        artifact = run_queries.get_artifact(db.session, run_id, name)
+        url = store().presigned_url(artifact.storage_key, name.rsplit("/", 1)[-1])
+        if url:
+            return redirect(url, code=302)
+        return send_file(
+            store().open(artifact.storage_key),
+            mimetype="application/octet-stream",
+            as_attachment=True,
+            download_name=name.rsplit("/", 1)[-1],
+        )
+
+
+# --- worker side: the pipeline files a claimed run needs -------------------------------
+
+worker_blp = Blueprint(
+    "pipeline_worker",
+    __name__,
+    url_prefix="/api/v1.0/worker/runs",
+    description="Worker-only (PIPELINES_WORKER): files of a pipeline run.",
+)
+
+
+@worker_blp.route("/<run_id>/files/<path:name>", endpoint="file")
+@require_permission(Permission.PIPELINES_WORKER)
+@worker_blp.response(200)
+def worker_file(run_id: str, name: str) -> Any:
+    """Stream one file of the pipeline that run ``run_id`` executes."""
+    record = queries.get_run_file(db.session, run_id, name)
+    return send_file(store().open(record.storage_key), mimetype="application/octet-stream")

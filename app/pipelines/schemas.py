@@ -1,0 +1,152 @@
+"""Marshmallow schemas of the pipelines domain: what clients send and receive."""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+from flask import current_app
+from marshmallow import Schema, ValidationError, fields, validate, validates
+
+from app.filenames import name_problem
+from app.runs.schemas import ArtifactSchema, RunFieldsSchema
+
+PARAMETER_NAME = validate.Regexp(
+    r"^[A-Za-z_][A-Za-z0-9_.]{0,99}$",
+    error="Parameter names start with a letter or '_' and contain letters, digits, '_', '.'",
+)
+INPUT_SCHEMES = ("http", "https", "s3")
+
+
+def _check_name(value: str) -> None:
+    problem = name_problem(value)
+    if problem:
+        raise ValidationError(f"File name {problem}")
+
+
+def _check_parameter_value(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValidationError("Parameter values must be strings or numbers")
+    if isinstance(value, str) and (len(value) > 4096 or any(c in value for c in "\n\r\0")):
+        raise ValidationError("Parameter values are one line of at most 4096 characters")
+
+
+class Parameters(fields.Dict):
+    """``name -> value`` defines passed to GridLAB-D as ``-D name=value``; stored as text."""
+
+    def __init__(self, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(
+            keys=fields.String(validate=PARAMETER_NAME),
+            values=fields.Raw(validate=_check_parameter_value),
+            validate=validate.Length(max=200),
+            **kwargs,
+        )
+
+    def _deserialize(self, value, attr, data, **kwargs):  # type: ignore[no-untyped-def]
+        result = super()._deserialize(value, attr, data, **kwargs)
+        return {k: str(v) for k, v in result.items()}
+
+
+def _check_timeout(value: int | None) -> None:
+    limit = current_app.config["SETTINGS"].MAX_TIMEOUT_SECONDS
+    if value is not None and not 1 <= value <= limit:
+        raise ValidationError(f"Must be between 1 and {limit} (MAX_TIMEOUT_SECONDS)")
+
+
+def Timeout(**kwargs: object) -> fields.Integer:  # noqa: N802 - a field factory
+    """Seconds a run may take before it is stopped and FAILED with TIMEOUT."""
+    return fields.Integer(load_default=None, allow_none=True, validate=_check_timeout, **kwargs)
+
+
+class PipelineSchema(Schema):
+    id = fields.String(dump_only=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    description = fields.String(load_default="", validate=validate.Length(max=10000))
+    model = fields.String(
+        required=True,
+        validate=_check_name,
+        metadata={"description": "Entry .glm file, by its uploaded name", "example": "model.glm"},
+    )
+    parameters = Parameters(load_default=dict)
+    timeout_seconds = Timeout()
+    max_retries = fields.Integer(load_default=2, validate=validate.Range(min=0, max=10))
+    retry_backoff_seconds = fields.Float(
+        load_default=10.0, validate=validate.Range(min=0, max=3600)
+    )
+    files = fields.List(fields.Nested(lambda: PipelineFileSchema()), dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+    updated_at = fields.DateTime(dump_only=True)
+
+    @validates("model")
+    def _model_is_glm(self, value: str, **_: object) -> None:
+        if not value.lower().endswith(".glm"):
+            raise ValidationError("The model must be a .glm file")
+
+
+class PipelineUpdateSchema(PipelineSchema):
+    """PUT replaces the definition; files are managed by their own endpoint."""
+
+
+class PipelineFileSchema(Schema):
+    name = fields.String()
+    size = fields.Integer()
+    sha256 = fields.String()
+    created_at = fields.DateTime()
+
+
+class FileNameQuerySchema(Schema):
+    name = fields.String(required=True, validate=_check_name)
+
+
+class PipelinePageSchema(Schema):
+    items = fields.List(fields.Nested(PipelineSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class PipelineFileListSchema(Schema):
+    items = fields.List(fields.Nested(PipelineFileSchema))
+
+
+class InputSchema(Schema):
+    name = fields.String(required=True, validate=_check_name)
+    url = fields.String(required=True, validate=validate.Length(max=4096))
+
+    @validates("url")
+    def _allowed_url(self, value: str, **_: object) -> None:
+        parsed = urlparse(value)
+        if parsed.scheme not in INPUT_SCHEMES:
+            raise ValidationError("Only http, https and s3 URLs are accepted")
+        if not parsed.netloc:
+            raise ValidationError("The URL has no host (or bucket)")
+        if parsed.scheme == "s3" and not parsed.path.strip("/"):
+            raise ValidationError("An s3 URL names a bucket and a key: s3://bucket/key")
+
+
+class RunCreateSchema(Schema):
+    inputs = fields.List(
+        fields.Nested(InputSchema), load_default=list, validate=validate.Length(max=100)
+    )
+    parameters = Parameters(load_default=dict)
+    callback_url = fields.Url(
+        load_default=None, allow_none=True, schemes={"http", "https"}, require_tld=False
+    )
+    timeout_seconds = Timeout(
+        metadata={"description": "Overrides the pipeline's timeout for this run"}
+    )
+
+    @validates("inputs")
+    def _unique_names(self, value: list[dict], **_: object) -> None:
+        names = [item["name"] for item in value]
+        if len(names) != len(set(names)):
+            raise ValidationError("Input names must be unique")
+
+
+class PipelineRunSchema(RunFieldsSchema):
+    pipeline_id = fields.String()
+    inputs = fields.List(fields.Nested(InputSchema))
+    parameters = fields.Dict(keys=fields.String(), values=fields.String())
+    artifacts = fields.List(fields.Nested(ArtifactSchema))
+
+
+class PipelineRunPageSchema(Schema):
+    items = fields.List(fields.Nested(PipelineRunSchema))
+    next_cursor = fields.String(allow_none=True)

@@ -1,0 +1,90 @@
+"""Writes of the pipelines domain. Functions take the session and validated data, flush,
+and leave the commit to the caller."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, BinaryIO
+
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.errors import Conflict
+from app.pipelines.models import Pipeline, PipelineFile, PipelineRun
+from app.pipelines.queries import has_unfinished_runs
+from app.runs.services import record_creation
+from app.storage import ObjectStore
+
+
+def create_pipeline(session: Session, data: dict[str, Any], settings: Settings) -> Pipeline:
+    pipeline = Pipeline(**_with_default_timeout(data, settings))
+    session.add(pipeline)
+    session.flush()
+    return pipeline
+
+
+def update_pipeline(
+    session: Session, pipeline: Pipeline, data: dict[str, Any], settings: Settings
+) -> Pipeline:
+    for field, value in _with_default_timeout(data, settings).items():
+        setattr(pipeline, field, value)
+    session.flush()
+    return pipeline
+
+
+def _with_default_timeout(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    if data.get("timeout_seconds") is None:
+        return {**data, "timeout_seconds": settings.DEFAULT_TIMEOUT_SECONDS}
+    return data
+
+
+def delete_pipeline(session: Session, pipeline: Pipeline) -> str:
+    """Delete a pipeline with its files and runs; refuse while a run is unfinished.
+
+    Returns the storage prefix whose objects the caller deletes after the commit.
+    """
+    if has_unfinished_runs(session, pipeline.id):
+        raise Conflict(
+            "Pipeline has unfinished runs; cancel them or wait for them to end",
+            {"pipeline_id": ["Has runs that are READY, RUNNING or CANCELLING"]},
+        )
+    session.delete(pipeline)
+    session.flush()
+    return f"pipelines/{pipeline.id}/"
+
+
+def store_file(
+    session: Session, store: ObjectStore, pipeline: Pipeline, name: str, body: BinaryIO
+) -> tuple[PipelineFile, bool, str | None]:
+    """Stream ``body`` to a new object and point the file record at it.
+
+    The old object (if the name existed) is only superseded once this transaction commits;
+    its key is returned so the caller can delete it then. Returns (file, created, old_key).
+    """
+    key = f"pipelines/{pipeline.id}/files/{uuid.uuid4().hex}"
+    stored = store.put_stream(key, body)
+    existing = next((f for f in pipeline.files if f.name == name), None)
+    old_key = existing.storage_key if existing else None
+    record = existing or PipelineFile(pipeline_id=pipeline.id, name=name)
+    record.size, record.sha256, record.storage_key = stored.size, stored.sha256, key
+    if existing is None:
+        session.add(record)
+    session.flush()
+    return record, existing is None, old_key
+
+
+def create_run(session: Session, pipeline: Pipeline, data: dict[str, Any]) -> PipelineRun:
+    """Record a READY run with the pipeline's defaults overridden by ``data``."""
+    run = PipelineRun(
+        pipeline_id=pipeline.id,
+        inputs=data["inputs"],
+        parameters={**pipeline.parameters, **data["parameters"]},
+        callback_url=data.get("callback_url"),
+        timeout_seconds=data.get("timeout_seconds") or pipeline.timeout_seconds,
+        max_retries=pipeline.max_retries,
+        retry_backoff_seconds=pipeline.retry_backoff_seconds,
+    )
+    session.add(run)
+    session.flush()
+    record_creation(session, run)
+    return run

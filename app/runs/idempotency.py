@@ -1,0 +1,90 @@
+"""``Idempotency-Key`` support for POSTs that create or change runs.
+
+The first response to a key is stored with a hash of the request body; a repeat with the
+same key and body gets that response again instead of doing the work twice. The key's
+record is inserted in the same transaction as the work, so two concurrent repeats
+serialize on its unique index and the loser replays the winner's answer.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from typing import Any, Callable, TypeVar
+
+from flask import Response, g, jsonify, make_response, request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.errors import Conflict, ValidationFailed
+from app.extensions import db
+from app.runs.models import IdempotencyRecord
+
+F = TypeVar("F", bound=Callable[..., Any])
+HEADER = "Idempotency-Key"
+
+
+def _find(key: str) -> IdempotencyRecord | None:
+    return db.session.scalar(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.api_key_id == g.api_key_id,
+            IdempotencyRecord.key == key,
+            IdempotencyRecord.endpoint == request.path,
+        )
+    )
+
+
+def _replay(record: IdempotencyRecord, request_hash: str) -> Response:
+    if record.request_hash != request_hash:
+        raise ValidationFailed(
+            f"{HEADER} was already used with a different request body",
+            {HEADER: ["Use a new key for a different request"]},
+        )
+    if record.status is None:
+        raise Conflict(
+            f"A request with this {HEADER} is still being processed",
+            {HEADER: ["Retry shortly"]},
+        )
+    response = jsonify(record.body)
+    response.status_code = record.status
+    if record.location:
+        response.headers["Location"] = record.location
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def idempotent(view: F) -> F:
+    """Make a POST view replay its first successful response for a repeated key."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        key = request.headers.get(HEADER)
+        if key is None:
+            return view(*args, **kwargs)
+        if not 1 <= len(key) <= 200:
+            raise ValidationFailed(f"Invalid {HEADER}", {HEADER: ["1 to 200 characters"]})
+        request_hash = hashlib.sha256(request.get_data()).hexdigest()
+        existing = _find(key)
+        if existing is not None:
+            return _replay(existing, request_hash)
+        record = IdempotencyRecord(
+            api_key_id=g.api_key_id, key=key, endpoint=request.path, request_hash=request_hash
+        )
+        db.session.add(record)
+        try:
+            db.session.flush()
+        except IntegrityError:
+            db.session.rollback()
+            existing = _find(key)
+            assert existing is not None
+            return _replay(existing, request_hash)
+        response = make_response(view(*args, **kwargs))
+        if 200 <= response.status_code < 300:
+            record = db.session.merge(record)
+            record.status = response.status_code
+            record.body = response.get_json()
+            record.location = response.headers.get("Location")
+            db.session.commit()
+        return response
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,146 @@
+"""Marshmallow schemas of the run machinery, reused by every kind of run."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from app.runs.states import ErrorType, RunState
+
+
+class StateChangeSchema(Schema):
+    state = fields.Enum(RunState, by_value=True)
+    from_state = fields.Enum(RunState, by_value=True, allow_none=True)
+    attempt = fields.Integer()
+    reason = fields.String(allow_none=True)
+    at = fields.DateTime()
+
+
+class ProgressSchema(Schema):
+    percent = fields.Float(allow_none=True, metadata={"description": "0-100, or null if unknown"})
+    message = fields.String(allow_none=True)
+    updated_at = fields.DateTime()
+
+
+class RunErrorSchema(Schema):
+    type = fields.String(metadata={"enum": [e.value for e in ErrorType]})
+    message = fields.String()
+    details = fields.Dict(
+        metadata={"description": "For MODEL_ERROR: file, line and every parsed message"}
+    )
+
+
+class ArtifactSchema(Schema):
+    name = fields.String()
+    size = fields.Integer()
+    sha256 = fields.String()
+    partial = fields.Boolean(
+        metadata={"description": "True when written by a cancelled or timed-out attempt"}
+    )
+    attempt = fields.Integer()
+    url = fields.String(metadata={"description": "Download URL (redirects to the store)"})
+
+
+class RunFieldsSchema(Schema):
+    """Fields every kind of run has."""
+
+    id = fields.String()
+    state = fields.Enum(RunState, by_value=True)
+    states = fields.List(fields.Nested(StateChangeSchema))
+    attempt = fields.Integer(metadata={"description": "1 for the first attempt; 0 before any"})
+    max_retries = fields.Integer()
+    timeout_seconds = fields.Integer()
+    progress = fields.Nested(ProgressSchema, allow_none=True)
+    error = fields.Nested(RunErrorSchema, allow_none=True)
+    callback_url = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+
+
+class RunStateQuerySchema(Schema):
+    state = fields.Enum(RunState, by_value=True, load_default=None)
+
+
+class LogQuerySchema(Schema):
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=10000))
+
+
+class LogLineSchema(Schema):
+    seq = fields.Integer()
+    attempt = fields.Integer()
+    at = fields.DateTime()
+    line = fields.String()
+
+
+class LogPageSchema(Schema):
+    lines = fields.List(fields.Nested(LogLineSchema))
+    next_after = fields.Integer(metadata={"description": "Pass as `after` to read on"})
+    state = fields.Enum(RunState, by_value=True)
+    complete = fields.Boolean(
+        metadata={"description": "True when the run has ended and every line was returned"}
+    )
+
+
+# --- worker side of the API -------------------------------------------------------------
+
+
+class ClaimSchema(Schema):
+    worker_id = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class ClaimResponseSchema(Schema):
+    run_id = fields.String()
+    kind = fields.String()
+    attempt = fields.Integer()
+    next_log_seq = fields.Integer()
+    timeout_seconds = fields.Integer()
+    lease_seconds = fields.Integer()
+    job = fields.Dict()
+
+
+class AttemptSchema(Schema):
+    attempt = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+class ProgressReportSchema(AttemptSchema):
+    percent = fields.Float(allow_none=True, validate=validate.Range(min=0, max=100))
+    message = fields.String(allow_none=True, validate=validate.Length(max=2000))
+
+
+class LeaseStatusSchema(Schema):
+    state = fields.Enum(RunState, by_value=True)
+    cancel_requested = fields.Boolean()
+
+
+class LogBatchSchema(AttemptSchema):
+    first_seq = fields.Integer(required=True, validate=validate.Range(min=1))
+    lines = fields.List(
+        fields.String(validate=validate.Length(max=65536)),
+        required=True,
+        validate=validate.Length(max=10000),
+    )
+
+
+class LogBatchResponseSchema(Schema):
+    next_seq = fields.Integer()
+
+
+class ArtifactUploadQuerySchema(AttemptSchema):
+    partial = fields.Boolean(load_default=False)
+
+
+class ReportedErrorSchema(Schema):
+    type = fields.Enum(ErrorType, by_value=True, required=True)
+    message = fields.String(required=True, validate=validate.Length(max=10000))
+    details = fields.Dict(load_default=None, allow_none=True)
+
+
+class FinishSchema(AttemptSchema):
+    state = fields.Enum(
+        RunState,
+        by_value=True,
+        required=True,
+        validate=validate.OneOf([RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED]),
+    )
+    error = fields.Nested(ReportedErrorSchema, load_default=None, allow_none=True)

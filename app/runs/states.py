@@ -1,0 +1,54 @@
+"""Run states and the one table of allowed transitions."""
+
+from __future__ import annotations
+
+import enum
+
+
+class RunState(str, enum.Enum):
+    READY = "READY"
+    RUNNING = "RUNNING"
+    CANCELLING = "CANCELLING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATES
+
+    def can_become(self, target: "RunState") -> bool:
+        return target in TRANSITIONS[self]
+
+
+FINAL_STATES = frozenset({RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED})
+
+# RUNNING -> READY is a retry: the attempt failed for an infrastructure reason and the
+# policy allows another. Final states have no way out, so a late write can never flip them.
+TRANSITIONS: dict[RunState, frozenset[RunState]] = {
+    RunState.READY: frozenset({RunState.RUNNING, RunState.CANCELLED, RunState.FAILED}),
+    RunState.RUNNING: frozenset(
+        {RunState.COMPLETED, RunState.FAILED, RunState.CANCELLING, RunState.READY}
+    ),
+    # A simulation that finished before it saw the cancel is reported as what it did.
+    RunState.CANCELLING: frozenset({RunState.CANCELLED, RunState.FAILED, RunState.COMPLETED}),
+    RunState.COMPLETED: frozenset(),
+    RunState.FAILED: frozenset(),
+    RunState.CANCELLED: frozenset(),
+}
+
+
+class ErrorType(str, enum.Enum):
+    """Why a run did not complete; clients branch on this, so the names are a contract."""
+
+    MODEL_ERROR = "MODEL_ERROR"  # the model failed to load (file and line in details)
+    SIMULATION_ERROR = "SIMULATION_ERROR"  # the simulator ran and reported failure
+    CRASH = "CRASH"  # the simulation process died (signal, abnormal exit)
+    INPUT_ERROR = "INPUT_ERROR"  # an input could not be fetched or is not allowed
+    TIMEOUT = "TIMEOUT"
+    CANCELLED = "CANCELLED"
+    WORKER_LOST = "WORKER_LOST"  # the attempt's lease expired: the worker died or hung
+    INFRASTRUCTURE_ERROR = "INFRASTRUCTURE_ERROR"  # storage or API unreachable from the worker
+
+
+RETRYABLE_ERRORS = frozenset({ErrorType.WORKER_LOST, ErrorType.INFRASTRUCTURE_ERROR})

@@ -1,0 +1,112 @@
+"""The sweeper: finds runs whose truth is not being told and tells it.
+
+- A live attempt whose lease expired (its worker died, was OOM-killed, lost the network)
+  is retried or ended FAILED with WORKER_LOST, by the run's retry policy.
+- A live attempt past its timeout plus a grace period (its worker did not stop it) ends
+  FAILED with TIMEOUT.
+- A READY run that is due and was never published, or was published long ago and never
+  claimed (the broker lost the message, e.g. Redis restarted), is published again. A
+  duplicate message is harmless: only one claim of a READY run can succeed.
+
+Each run is handled in its own short transaction, locked with SKIP LOCKED, so any number
+of API processes can sweep at once without blocking each other or a worker's report.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+from flask import Flask
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.extensions import db
+from app.runs import broker, services
+from app.runs.models import Run
+from app.runs.services import LIVE_STATES
+from app.runs.states import RunState
+from app.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+BATCH = 100
+
+
+def _locked(session: Session, query):  # type: ignore[no-untyped-def]
+    return session.scalars(query.limit(BATCH).with_for_update(skip_locked=True)).all()
+
+
+def expire_leases(session: Session) -> int:
+    now = utcnow()
+    runs = _locked(
+        session,
+        select(Run).where(Run.state.in_(LIVE_STATES), Run.lease_expires_at < now),
+    )
+    for run in runs:
+        log.warning("Lease of run %s attempt %s expired", run.id, run.attempt)
+        services.expire_lease(session, run)
+    session.commit()
+    return len(runs)
+
+
+def enforce_timeouts(session: Session, settings: Settings) -> int:
+    cutoff = utcnow() - timedelta(seconds=settings.TIMEOUT_GRACE_SECONDS)
+    overdue = _locked(
+        session, select(Run).where(Run.state.in_(LIVE_STATES), Run.deadline_at < cutoff)
+    )
+    for run in overdue:
+        services.time_out(session, run)
+    session.commit()
+    return len(overdue)
+
+
+def publish_waiting(session: Session, settings: Settings) -> int:
+    now = utcnow()
+    stale = now - timedelta(seconds=settings.REDISPATCH_AFTER_SECONDS)
+    runs = _locked(
+        session,
+        select(Run).where(
+            Run.state == RunState.READY,
+            or_(Run.dispatched_at.is_(None), Run.dispatched_at < stale),
+            or_(Run.not_before.is_(None), Run.not_before <= now),
+        ),
+    )
+    published = 0
+    for run in runs:
+        if not broker.publish(run):
+            break  # the broker is down: try again next sweep
+        published += 1
+    session.commit()
+    return published
+
+
+def sweep_once(session: Session, settings: Settings) -> dict[str, int]:
+    """Run every check once; return how many runs each one changed."""
+    return {
+        "expired": expire_leases(session),
+        "timed_out": enforce_timeouts(session, settings),
+        "published": publish_waiting(session, settings),
+    }
+
+
+def start_sweeper(app: Flask, stop: threading.Event | None = None) -> threading.Thread:
+    """Sweep every SWEEP_INTERVAL_SECONDS in a daemon thread until ``stop`` is set."""
+    settings: Settings = app.config["SETTINGS"]
+    stop = stop or threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(settings.SWEEP_INTERVAL_SECONDS):
+            with app.app_context():
+                try:
+                    sweep_once(db.session, settings)
+                except Exception:  # noqa: BLE001 - keep sweeping; the next pass retries
+                    log.exception("Sweep failed")
+                    db.session.rollback()
+                finally:
+                    db.session.remove()
+
+    thread = threading.Thread(target=loop, name="run-sweeper", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,154 @@
+"""Worker-only routes (PIPELINES_WORKER): claim, heartbeat, progress, logs, artifacts and
+the end of an attempt. Workers never touch the database; every write they make comes
+through here, names its attempt, and is checked against the state machine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from app.auth.decorators import require_permission
+from app.auth.models import Permission
+from app.extensions import db
+from app.filenames import name_problem
+from app.errors import ValidationFailed
+from app.runs import services
+from app.runs.models import Run
+from app.runs.schemas import (
+    ArtifactSchema,
+    ArtifactUploadQuerySchema,
+    AttemptSchema,
+    ClaimResponseSchema,
+    ClaimSchema,
+    FinishSchema,
+    LeaseStatusSchema,
+    LogBatchResponseSchema,
+    LogBatchSchema,
+    ProgressReportSchema,
+)
+from app.runs.states import ErrorType, RunState
+from app.storage import store
+from app.uploads import limited_body
+
+blp = Blueprint(
+    "run_worker",
+    __name__,
+    url_prefix="/api/v1.0/worker/runs",
+    description="Worker-only (PIPELINES_WORKER): how workers report on the runs they execute.",
+)
+
+
+class WorkerView(MethodView):
+    decorators = [require_permission(Permission.PIPELINES_WORKER)]
+
+
+def _lease_seconds() -> int:
+    return current_app.config["SETTINGS"].RUN_LEASE_SECONDS
+
+
+def _lease_status(run: Run) -> dict[str, Any]:
+    return {"state": run.state, "cancel_requested": run.state is RunState.CANCELLING}
+
+
+@blp.route("/<run_id>/claim")
+class Claim(WorkerView):
+    @blp.arguments(ClaimSchema)
+    @blp.response(200, ClaimResponseSchema)
+    @blp.alt_response(409, description="Not claimable: cancelled, taken, or backing off")
+    def post(self, data: dict[str, Any], run_id: str) -> dict[str, Any]:
+        """Start a new attempt of a READY run and return what the worker needs to run it."""
+        run = services.lock_run(db.session, run_id)
+        services.claim(db.session, run, data["worker_id"], _lease_seconds())
+        response = {
+            "run_id": run.id,
+            "kind": run.kind,
+            "attempt": run.attempt,
+            "next_log_seq": run.next_log_seq,
+            "timeout_seconds": run.timeout_seconds,
+            "lease_seconds": _lease_seconds(),
+            "job": run.job_spec(),
+        }
+        db.session.commit()
+        return response
+
+
+@blp.route("/<run_id>/heartbeat")
+class Heartbeat(WorkerView):
+    @blp.arguments(AttemptSchema)
+    @blp.response(200, LeaseStatusSchema)
+    def post(self, data: dict[str, Any], run_id: str) -> dict[str, Any]:
+        """Renew the attempt's lease; the answer says whether to stop (CANCELLING)."""
+        run = services.lock_run(db.session, run_id)
+        services.renew_lease(run, data["attempt"], _lease_seconds())
+        db.session.commit()
+        return _lease_status(run)
+
+
+@blp.route("/<run_id>/progress")
+class Progress(WorkerView):
+    @blp.arguments(ProgressReportSchema)
+    @blp.response(200, LeaseStatusSchema)
+    def post(self, data: dict[str, Any], run_id: str) -> dict[str, Any]:
+        """Report progress (also renews the lease)."""
+        run = services.lock_run(db.session, run_id)
+        services.record_progress(
+            db.session, run, data["attempt"], data.get("percent"), data.get("message"),
+            _lease_seconds(),
+        )
+        db.session.commit()
+        return _lease_status(run)
+
+
+@blp.route("/<run_id>/logs")
+class Logs(WorkerView):
+    @blp.arguments(LogBatchSchema)
+    @blp.response(200, LogBatchResponseSchema)
+    def post(self, data: dict[str, Any], run_id: str) -> dict[str, Any]:
+        """Append console lines numbered from ``first_seq`` (resending is harmless)."""
+        run = services.lock_run(db.session, run_id)
+        next_seq = services.append_logs(
+            db.session, run, data["attempt"], data["first_seq"], data["lines"]
+        )
+        db.session.commit()
+        return {"next_seq": next_seq}
+
+
+@blp.route("/<run_id>/artifacts/<path:name>")
+class ArtifactUpload(WorkerView):
+    @blp.arguments(ArtifactUploadQuerySchema, location="query")
+    @blp.response(201, ArtifactSchema)
+    def put(self, args: dict[str, Any], run_id: str, name: str) -> Any:
+        """Upload an output file, streamed; the store holds it before the row points at it."""
+        problem = name_problem(name)
+        if problem:
+            raise ValidationFailed("Invalid artifact name", {"name": [f"File name {problem}"]})
+        run = services.lock_run(db.session, run_id)
+        services.check_attempt(run, args["attempt"])
+        db.session.commit()  # do not hold the row lock while streaming
+        key = f"runs/{run_id}/attempts/{args['attempt']}/{name}"
+        body = limited_body(current_app.config["SETTINGS"].MAX_ARTIFACT_UPLOAD_BYTES)
+        stored = store().put_stream(key, body)
+        run = services.lock_run(db.session, run_id)
+        artifact = services.add_artifact(
+            db.session, run, args["attempt"], name=name, size=stored.size,
+            sha256=stored.sha256, storage_key=key, partial=args["partial"],
+        )
+        db.session.commit()
+        return artifact
+
+
+@blp.route("/<run_id>/state")
+class State(WorkerView):
+    @blp.arguments(FinishSchema)
+    @blp.response(200, LeaseStatusSchema)
+    def post(self, data: dict[str, Any], run_id: str) -> dict[str, Any]:
+        """End the attempt: COMPLETED, FAILED (with an error) or CANCELLED."""
+        run = services.lock_run(db.session, run_id)
+        error = data.get("error")
+        reported = (ErrorType(error["type"]), error["message"], error["details"]) if error else None
+        services.finish_attempt(db.session, run, data["attempt"], data["state"], reported)
+        db.session.commit()
+        return _lease_status(run)

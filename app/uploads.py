@@ -1,0 +1,28 @@
+"""Streamed request bodies with a size limit, answered 413 when exceeded."""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+from flask import request
+
+from app.errors import DomainError
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+
+
+def limited_body(max_bytes: int) -> BinaryIO:
+    """Return the request body as a stream that refuses to yield more than ``max_bytes``.
+
+    A declared Content-Length over the limit is refused before reading anything; a chunked
+    body is cut off (werkzeug raises 413) as soon as it passes the limit.
+    """
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise PayloadTooLarge(
+            f"Upload is larger than the limit of {max_bytes} bytes",
+            {"body": [f"{request.content_length} bytes > {max_bytes}"]},
+        )
+    request.max_content_length = max_bytes
+    return request.stream

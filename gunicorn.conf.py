@@ -1,0 +1,23 @@
+"""gunicorn settings for production: ``gunicorn -c gunicorn.conf.py 'app:create_app()'``.
+
+Each API worker process also runs the sweeper thread (when SWEEPER_ENABLED); sweeps lock
+runs with SKIP LOCKED, so several sweepers never do the same work twice.
+"""
+
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+worker_class = "gthread"
+timeout = 120
+accesslog = None
+
+
+def post_worker_init(worker):  # type: ignore[no-untyped-def]
+    from app.runs.sweeper import start_sweeper
+
+    app = worker.wsgi
+    flask_app = getattr(app, "callable", None) or app
+    if flask_app.config["SETTINGS"].SWEEPER_ENABLED:
+        start_sweeper(flask_app)
