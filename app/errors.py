@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
 from app.extensions import db
@@ -60,8 +60,9 @@ def _handle_http_exception(error: HTTPException) -> Response:
     data = getattr(error, "data", None) or {}
     errors = data.get("messages") or {}
     message = data.get("message") or error.description or error.name
-    if errors and error.code == 422:
-        message = "Validation failed: " + _summarize(errors)
+    if errors:
+        prefix = "Validation failed" if error.code == 422 else "Bad request"
+        message = f"{prefix}: {_summarize(errors)}"
     response = error_response(error.code or 500, message, errors)
     for name, value in (data.get("headers") or {}).items():
         response.headers[name] = value
@@ -72,8 +73,8 @@ def _summarize(errors: dict[str, Any], prefix: str = "") -> str:
     """Flatten ``{"json": {"name": ["Missing data"]}}`` into ``name: Missing data``."""
     parts: list[str] = []
     for key, value in errors.items():
-        label = key if key in {"json", "query", "headers", "files", "form"} and not prefix else key
-        path = "" if key in {"json", "query", "headers"} and not prefix else f"{prefix}{label}"
+        # The top level of webargs errors is the location (json, query...), not a field.
+        path = "" if key in {"json", "query", "headers"} and not prefix else f"{prefix}{key}"
         if isinstance(value, dict):
             parts.append(_summarize(value, f"{path}." if path else ""))
         else:
@@ -84,6 +85,7 @@ def _summarize(errors: dict[str, Any], prefix: str = "") -> str:
 
 def _handle_unexpected(error: Exception) -> Response:
     db.session.rollback()
+    current_app.logger.exception("Unhandled error", exc_info=error)
     return error_response(500, "Internal server error")
 
 
@@ -91,5 +93,4 @@ def register_error_handlers(app: Flask) -> None:
     """Answer every error with the JSON shape above and the right status."""
     app.register_error_handler(DomainError, _handle_domain_error)
     app.register_error_handler(HTTPException, _handle_http_exception)
-    if not app.testing and not app.debug:
-        app.register_error_handler(Exception, _handle_unexpected)
+    app.register_error_handler(Exception, _handle_unexpected)

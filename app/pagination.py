@@ -51,7 +51,6 @@ def paginate(
     """Return one page, newest first, and the cursor of the next page (or None)."""
     if cursor:
         at, last_id = decode_cursor(cursor)
-        at = at.replace(tzinfo=None) if session.bind.dialect.name == "sqlite" else at
         query = query.where(or_(created_at < at, and_(created_at == at, row_id < last_id)))
     rows = session.scalars(query.order_by(created_at.desc(), row_id.desc()).limit(limit + 1)).all()
     next_cursor = None

@@ -5,10 +5,11 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import DateTime, Enum, String
+from sqlalchemy import Enum, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
+from app.types import UTCDateTime
 from app.timeutil import utcnow
 
 
@@ -30,5 +31,5 @@ class ApplicationKey(db.Model):
     permission: Mapped[Permission] = mapped_column(
         Enum(Permission, native_enum=False, length=40, validate_strings=True)
     )
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

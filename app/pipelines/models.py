@@ -6,12 +6,13 @@ from datetime import datetime
 from typing import Any
 
 from flask import url_for
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String, Text
 from sqlalchemy import UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.celery_config import TASK_PIPELINE_RUN
 from app.extensions import db
+from app.types import UTCDateTime
 from app.runs.models import Run, new_id
 from app.timeutil import utcnow
 
@@ -28,10 +29,10 @@ class Pipeline(db.Model):
     max_retries: Mapped[int] = mapped_column(Integer, default=2)
     retry_backoff_seconds: Mapped[float] = mapped_column(Float, default=10.0)
     created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, index=True
+        UTCDateTime(), default=utcnow, index=True
     )
     updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+        UTCDateTime(), default=utcnow, onupdate=utcnow
     )
 
     files: Mapped[list["PipelineFile"]] = relationship(
@@ -51,7 +52,7 @@ class PipelineFile(db.Model):
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     storage_key: Mapped[str] = mapped_column(String(500))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class PipelineRun(Run):

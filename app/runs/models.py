@@ -10,7 +10,6 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
-    DateTime,
     Enum,
     Float,
     ForeignKey,
@@ -23,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
+from app.types import UTCDateTime
 from app.runs.states import ErrorType, RunState
 from app.timeutil import utcnow
 
@@ -55,16 +55,16 @@ class Run(db.Model):
     # write names its attempt, so a superseded attempt's late writes are refused.
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     worker_id: Mapped[str | None] = mapped_column(String(200))
-    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    attempt_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attempt_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     progress_percent: Mapped[float | None] = mapped_column(Float)
     progress_message: Mapped[str | None] = mapped_column(Text)
-    progress_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    progress_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     error_type: Mapped[ErrorType | None] = mapped_column(
         Enum(ErrorType, native_enum=False, length=40, validate_strings=True)
@@ -75,10 +75,10 @@ class Run(db.Model):
     next_log_seq: Mapped[int] = mapped_column(Integer, default=1)
 
     created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, index=True
+        UTCDateTime(), default=utcnow, index=True
     )
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     states: Mapped[list["RunStateChange"]] = relationship(
         order_by="RunStateChange.id", cascade="all, delete-orphan", passive_deletes=True
@@ -136,7 +136,7 @@ class RunStateChange(db.Model):
     state: Mapped[RunState] = mapped_column(_state_enum)
     attempt: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str | None] = mapped_column(Text)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class RunLogLine(db.Model):
@@ -150,7 +150,7 @@ class RunLogLine(db.Model):
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     attempt: Mapped[int] = mapped_column(Integer)
     line: Mapped[str] = mapped_column(Text)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class RunArtifact(db.Model):
@@ -167,7 +167,7 @@ class RunArtifact(db.Model):
     storage_key: Mapped[str] = mapped_column(String(700))
     attempt: Mapped[int] = mapped_column(Integer)
     partial: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     run: Mapped[Run] = relationship(back_populates="artifacts")
 
@@ -190,4 +190,4 @@ class IdempotencyRecord(db.Model):
     status: Mapped[int | None] = mapped_column(Integer)
     body: Mapped[Any | None] = mapped_column(JSON)
     location: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict, NotFound
 from app.runs.models import Run, RunArtifact, RunLogLine, RunStateChange
 from app.runs.states import RETRYABLE_ERRORS, ErrorType, RunState
-from app.timeutil import as_utc, utcnow
+from app.timeutil import utcnow
 
 LIVE_STATES = (RunState.RUNNING, RunState.CANCELLING)
 
@@ -112,7 +112,7 @@ def claim(session: Session, run: Run, worker_id: str, lease_seconds: int) -> Non
         raise Conflict(
             f"Run is {run.state.value}, not READY", {"state": [f"Run is {run.state.value}"]}
         )
-    if run.not_before is not None and as_utc(run.not_before) > now:
+    if run.not_before is not None and run.not_before > now:
         raise Conflict("Run is waiting for its retry back-off", {"not_before": [str(run.not_before)]})
     run.attempt += 1
     run.worker_id = worker_id
