@@ -48,9 +48,7 @@ def configure_app(app: Flask, settings: Settings) -> None:
         API_VERSION=API_VERSION,
         OPENAPI_VERSION="3.0.3",
         API_SPEC_OPTIONS={
-            "components": {
-                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}
-            },
+            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
             "security": [{"bearerAuth": []}],
             "info": {
                 "description": "Runs GridLAB-D pipelines as jobs: submit, follow state, "

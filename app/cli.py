@@ -8,6 +8,7 @@ import click
 from flask import Flask, current_app
 
 from app.auth.services import create_application_key
+from app.errors import DomainError
 from app.extensions import db
 from app.runs.sweeper import start_sweeper, sweep_once
 
@@ -19,12 +20,13 @@ def register_commands(app: Flask) -> None:
 
 @click.command("create-application-key")
 @click.option("-n", "--name", required=True, help="Who or what the key is for.")
-@click.option(
-    "-p", "--permission", required=True, help="PIPELINES_CLIENT or PIPELINES_WORKER."
-)
+@click.option("-p", "--permission", required=True, help="PIPELINES_CLIENT or PIPELINES_WORKER.")
 def create_key_command(name: str, permission: str) -> None:
     """Create an API key and print it once as API_TOKEN=<key>."""
-    _, token = create_application_key(db.session, name, permission)
+    try:
+        _, token = create_application_key(db.session, name, permission)
+    except DomainError as error:
+        raise click.BadParameter(f"{error.message}: {error.errors}") from None
     db.session.commit()
     click.echo(f"API_TOKEN={token}")
 

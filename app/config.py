@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -93,7 +94,7 @@ class Settings:
     PORT: int = 5000
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from ``environ`` (default ``os.environ``), then ``overrides``."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -106,7 +107,7 @@ class Settings:
                 values[field.name] = parser(field.name, raw) if parser else raw
         return cls(**values).with_derived_defaults()
 
-    def with_derived_defaults(self) -> "Settings":
+    def with_derived_defaults(self) -> Settings:
         """Fill the embedded defaults (SQLite, local broker and artifact folders)."""
         instance = Path(self.INSTANCE_DIR)
         return dataclasses.replace(

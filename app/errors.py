@@ -39,10 +39,6 @@ class ValidationFailed(DomainError):
     status = 422
 
 
-class ServiceUnavailable(DomainError):
-    status = 503
-
-
 def error_response(status: int, message: str, errors: dict[str, Any] | None = None) -> Response:
     response = jsonify({"message": message, "errors": errors or {}})
     response.status_code = status

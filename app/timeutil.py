@@ -1,8 +1,7 @@
 """Time helpers: every timestamp the service stores is timezone-aware UTC."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
+    return datetime.now(UTC)

@@ -25,4 +25,21 @@ def limited_body(max_bytes: int) -> BinaryIO:
             {"body": [f"{request.content_length} bytes > {max_bytes}"]},
         )
     request.max_content_length = max_bytes
-    return request.stream
+    return _CappedReader(request.stream, max_bytes)
+
+
+class _CappedReader:
+    """Pass reads through, raising 413 once more than ``limit`` bytes have come."""
+
+    def __init__(self, stream: BinaryIO, limit: int):
+        self._stream, self._limit, self._seen = stream, limit, 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._stream.read(size)
+        self._seen += len(chunk)
+        if self._seen > self._limit:
+            raise PayloadTooLarge(
+                f"Upload is larger than the limit of {self._limit} bytes",
+                {"body": [f"more than {self._limit} bytes"]},
+            )
+        return chunk

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import psycopg2
 import pytest
@@ -23,7 +24,9 @@ from app.auth.services import create_application_key
 from app.config import Settings
 from app.extensions import db
 
-PG_ADMIN_DSN = os.environ.get("TEST_POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_DSN = os.environ.get(
+    "TEST_POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 MODELS = Path(__file__).resolve().parent.parent.parent / "shared" / "gridlabd-models"
 if not MODELS.exists():  # a clone inside the work tree: shared/ sits beside it
     MODELS = Path(__file__).resolve().parents[2] / "shared" / "gridlabd-models"
@@ -50,7 +53,9 @@ def drop_postgres_database(uri: str) -> None:
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def database_uri(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_uri(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'jobs.db'}"
         return
@@ -133,7 +138,9 @@ def pipeline(client: FlaskClient, client_headers: dict[str, str]) -> dict[str, A
 
 
 @pytest.fixture
-def run(client: FlaskClient, client_headers: dict[str, str], pipeline: dict[str, Any]) -> dict[str, Any]:
+def run(
+    client: FlaskClient, client_headers: dict[str, str], pipeline: dict[str, Any]
+) -> dict[str, Any]:
     response = client.post(
         f"/api/v1.0/pipelines/{pipeline['id']}/runs", json={}, headers=client_headers
     )

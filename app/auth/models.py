@@ -9,8 +9,8 @@ from sqlalchemy import Enum, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
-from app.types import UTCDateTime
 from app.timeutil import utcnow
+from app.types import UTCDateTime
 
 
 class Permission(str, enum.Enum):

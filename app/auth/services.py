@@ -15,7 +15,9 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_application_key(session: Session, name: str, permission: str) -> tuple[ApplicationKey, str]:
+def create_application_key(
+    session: Session, name: str, permission: str
+) -> tuple[ApplicationKey, str]:
     """Create a key and return it with its token; the token is never stored or shown again."""
     try:
         perm = Permission(permission)

@@ -6,15 +6,14 @@ from datetime import datetime
 from typing import Any
 
 from flask import url_for
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String, Text
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.celery_config import TASK_PIPELINE_RUN
 from app.extensions import db
-from app.types import UTCDateTime
 from app.runs.models import Run, new_id
 from app.timeutil import utcnow
+from app.types import UTCDateTime
 
 
 class Pipeline(db.Model):
@@ -28,14 +27,10 @@ class Pipeline(db.Model):
     timeout_seconds: Mapped[int] = mapped_column(Integer)
     max_retries: Mapped[int] = mapped_column(Integer, default=2)
     retry_backoff_seconds: Mapped[float] = mapped_column(Float, default=10.0)
-    created_at: Mapped[datetime] = mapped_column(
-        UTCDateTime(), default=utcnow, index=True
-    )
-    updated_at: Mapped[datetime] = mapped_column(
-        UTCDateTime(), default=utcnow, onupdate=utcnow
-    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
-    files: Mapped[list["PipelineFile"]] = relationship(
+    files: Mapped[list[PipelineFile]] = relationship(
         order_by="PipelineFile.name", cascade="all, delete-orphan", passive_deletes=True
     )
 

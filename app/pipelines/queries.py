@@ -3,15 +3,14 @@ parent id from the URL, so a run id never resolves under another pipeline."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
-from sqlalchemy import exists, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from app.errors import NotFound
 from app.pagination import paginate
 from app.pipelines.models import Pipeline, PipelineFile, PipelineRun
-from app.runs.models import Run
 from app.runs.states import FINAL_STATES, RunState
 
 
@@ -64,9 +63,7 @@ def get_run(session: Session, pipeline_id: str, run_id: str) -> PipelineRun:
         .options(selectinload(PipelineRun.states), selectinload(PipelineRun.artifacts))
     )
     if run is None:
-        raise NotFound(
-            "Run not found", {"run_id": [f"Pipeline {pipeline_id} has no run {run_id}"]}
-        )
+        raise NotFound("Run not found", {"run_id": [f"Pipeline {pipeline_id} has no run {run_id}"]})
     return run
 
 
@@ -84,17 +81,12 @@ def list_runs(
         .options(selectinload(PipelineRun.states), selectinload(PipelineRun.artifacts))
     )
     if state is not None:
-        query = query.where(Run.state == state)
-    return paginate(session, query, Run.created_at, Run.id, limit, cursor)
+        query = query.where(PipelineRun.state == state)
+    return paginate(session, query, PipelineRun.created_at, PipelineRun.id, limit, cursor)
 
 
 def has_unfinished_runs(session: Session, pipeline_id: str) -> bool:
-    return bool(
-        session.scalar(
-            select(
-                exists().where(
-                    PipelineRun.pipeline_id == pipeline_id, Run.state.not_in(FINAL_STATES)
-                )
-            )
-        )
+    unfinished = select(PipelineRun.id).where(
+        PipelineRun.pipeline_id == pipeline_id, PipelineRun.state.not_in(FINAL_STATES)
     )
+    return session.scalar(unfinished.limit(1)) is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, redirect, request, send_file, url_for
+from flask import current_app, redirect, send_file, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -104,7 +104,9 @@ class PipelineFiles(ClientView):
     @blp.doc(
         requestBody={
             "required": True,
-            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
         }
     )
     def post(self, args: dict[str, Any], pipeline_id: str) -> Any:

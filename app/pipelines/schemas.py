@@ -135,7 +135,7 @@ class RunCreateSchema(Schema):
 
     @validates("inputs")
     def _unique_names(self, value: list[dict], **_: object) -> None:
-        names = [item["name"] for item in value]
+        names = [item.get("name") for item in value if isinstance(item, dict)]
         if len(names) != len(set(names)):
             raise ValidationError("Input names must be unique")
 

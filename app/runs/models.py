@@ -22,9 +22,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
-from app.types import UTCDateTime
 from app.runs.states import ErrorType, RunState
 from app.timeutil import utcnow
+from app.types import UTCDateTime
 
 
 def new_id() -> str:
@@ -74,16 +74,14 @@ class Run(db.Model):
 
     next_log_seq: Mapped[int] = mapped_column(Integer, default=1)
 
-    created_at: Mapped[datetime] = mapped_column(
-        UTCDateTime(), default=utcnow, index=True
-    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
-    states: Mapped[list["RunStateChange"]] = relationship(
+    states: Mapped[list[RunStateChange]] = relationship(
         order_by="RunStateChange.id", cascade="all, delete-orphan", passive_deletes=True
     )
-    artifacts: Mapped[list["RunArtifact"]] = relationship(
+    artifacts: Mapped[list[RunArtifact]] = relationship(
         order_by="RunArtifact.name",
         cascade="all, delete-orphan",
         passive_deletes=True,
@@ -144,9 +142,7 @@ class RunLogLine(db.Model):
 
     __tablename__ = "run_log_lines"
 
-    run_id: Mapped[str] = mapped_column(
-        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
-    )
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     attempt: Mapped[int] = mapped_column(Integer)
     line: Mapped[str] = mapped_column(Text)

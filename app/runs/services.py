@@ -8,8 +8,9 @@ lease, a client cancelling) serialize on the run and the second sees the first's
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,9 +26,10 @@ LIVE_STATES = (RunState.RUNNING, RunState.CANCELLING)
 def lock_run(session: Session, run_id: str, model: type[Run] = Run) -> Run:
     """Load a run ``FOR UPDATE``; raise NotFound if there is none."""
     run = session.scalar(
-        select(model).where(model.id == run_id).with_for_update().execution_options(
-            populate_existing=True
-        )
+        select(model)
+        .where(model.id == run_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
     if run is None:
         raise NotFound("Run not found", {"run_id": [f"No run {run_id}"]})
@@ -113,7 +115,9 @@ def claim(session: Session, run: Run, worker_id: str, lease_seconds: int) -> Non
             f"Run is {run.state.value}, not READY", {"state": [f"Run is {run.state.value}"]}
         )
     if run.not_before is not None and run.not_before > now:
-        raise Conflict("Run is waiting for its retry back-off", {"not_before": [str(run.not_before)]})
+        raise Conflict(
+            "Run is waiting for its retry back-off", {"not_before": [str(run.not_before)]}
+        )
     run.attempt += 1
     run.worker_id = worker_id
     run.attempt_started_at = now
@@ -142,7 +146,11 @@ def renew_lease(run: Run, attempt: int, lease_seconds: int) -> None:
 
 
 def record_progress(
-    session: Session, run: Run, attempt: int, percent: float | None, message: str | None,
+    session: Session,
+    run: Run,
+    attempt: int,
+    percent: float | None,
+    message: str | None,
     lease_seconds: int,
 ) -> None:
     renew_lease(run, attempt, lease_seconds)
@@ -249,7 +257,10 @@ def expire_lease(session: Session, run: Run) -> None:
     message = f"Worker {run.worker_id} stopped reporting during attempt {run.attempt}"
     if run.state is RunState.CANCELLING:
         transition(
-            session, run, RunState.CANCELLED, reason=message,
+            session,
+            run,
+            RunState.CANCELLED,
+            reason=message,
             error=(ErrorType.CANCELLED, "Cancelled; the worker was lost while stopping", None),
         )
         return
@@ -262,7 +273,10 @@ def time_out(session: Session, run: Run) -> None:
     """The attempt overran its timeout and its worker did not end it: fail it here."""
     message = f"Run exceeded its timeout of {run.timeout_seconds} s"
     transition(
-        session, run, RunState.FAILED, reason=message,
+        session,
+        run,
+        RunState.FAILED,
+        reason=message,
         error=(ErrorType.TIMEOUT, message, {"timeout_seconds": run.timeout_seconds}),
     )
 

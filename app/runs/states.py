@@ -17,7 +17,7 @@ class RunState(str, enum.Enum):
     def is_final(self) -> bool:
         return self in FINAL_STATES
 
-    def can_become(self, target: "RunState") -> bool:
+    def can_become(self, target: RunState) -> bool:
         return target in TRANSITIONS[self]
 
 

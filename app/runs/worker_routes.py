@@ -12,9 +12,9 @@ from flask_smorest import Blueprint
 
 from app.auth.decorators import require_permission
 from app.auth.models import Permission
+from app.errors import ValidationFailed
 from app.extensions import db
 from app.filenames import name_problem
-from app.errors import ValidationFailed
 from app.runs import services
 from app.runs.models import Run
 from app.runs.schemas import (
@@ -95,7 +95,11 @@ class Progress(WorkerView):
         """Report progress (also renews the lease)."""
         run = services.lock_run(db.session, run_id)
         services.record_progress(
-            db.session, run, data["attempt"], data.get("percent"), data.get("message"),
+            db.session,
+            run,
+            data["attempt"],
+            data.get("percent"),
+            data.get("message"),
             _lease_seconds(),
         )
         db.session.commit()
@@ -133,8 +137,14 @@ class ArtifactUpload(WorkerView):
         stored = store().put_stream(key, body)
         run = services.lock_run(db.session, run_id)
         artifact = services.add_artifact(
-            db.session, run, args["attempt"], name=name, size=stored.size,
-            sha256=stored.sha256, storage_key=key, partial=args["partial"],
+            db.session,
+            run,
+            args["attempt"],
+            name=name,
+            size=stored.size,
+            sha256=stored.sha256,
+            storage_key=key,
+            partial=args["partial"],
         )
         db.session.commit()
         return artifact

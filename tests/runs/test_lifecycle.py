@@ -1,0 +1,291 @@
+"""The run lifecycle through the worker and client APIs: claims, attempts, leases, logs,
+artifacts, cancellation, retries and the sweeper."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from app.extensions import db
+from app.runs.models import Run
+from app.runs.states import TRANSITIONS, RunState
+from app.runs.sweeper import sweep_once
+from app.timeutil import utcnow
+
+W = "/api/v1.0/worker/runs"
+
+
+@pytest.fixture
+def urls(pipeline, run):
+    base = f"/api/v1.0/pipelines/{pipeline['id']}/runs/{run['id']}"
+    return {"run": base, "worker": f"{W}/{run['id']}"}
+
+
+def claim(client, headers, urls, worker="w1"):
+    return client.post(f"{urls['worker']}/claim", json={"worker_id": worker}, headers=headers)
+
+
+def get_run(client, headers, urls):
+    return client.get(urls["run"], headers=headers).get_json()
+
+
+def finish(client, headers, urls, attempt, state, error=None):
+    return client.post(
+        f"{urls['worker']}/state",
+        json={"attempt": attempt, "state": state, "error": error},
+        headers=headers,
+    )
+
+
+def test_terminal_states_have_no_way_out():
+    for state in (RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED):
+        assert state.is_final and TRANSITIONS[state] == frozenset()
+
+
+def test_claim_once_only(client, worker_headers, urls):
+    first = claim(client, worker_headers, urls)
+    assert first.status_code == 200 and first.get_json()["attempt"] == 1
+    second = claim(client, worker_headers, urls, worker="w2")
+    assert second.status_code == 409  # a duplicate message never runs the job twice
+
+
+def test_claim_of_missing_run_is_404(client, worker_headers):
+    response = client.post(f"{W}/nope/claim", json={"worker_id": "w"}, headers=worker_headers)
+    assert response.status_code == 404
+
+
+def test_full_attempt_is_recorded(client, client_headers, worker_headers, urls):
+    claim(client, worker_headers, urls)
+    progress = client.post(
+        f"{urls['worker']}/progress",
+        json={"attempt": 1, "percent": 50, "message": "half"},
+        headers=worker_headers,
+    )
+    assert progress.get_json() == {"state": "RUNNING", "cancel_requested": False}
+    logs = client.post(
+        f"{urls['worker']}/logs",
+        json={"attempt": 1, "first_seq": 1, "lines": ["one", "two"]},
+        headers=worker_headers,
+    )
+    assert logs.get_json() == {"next_seq": 3}
+    upload = client.put(
+        f"{urls['worker']}/artifacts/out/v.csv?attempt=1", data=b"a,b\n", headers=worker_headers
+    )
+    assert upload.status_code == 201
+    assert finish(client, worker_headers, urls, 1, "COMPLETED").status_code == 200
+    body = get_run(client, client_headers, urls)
+    assert body["state"] == "COMPLETED" and body["progress"]["percent"] == 50
+    assert [s["state"] for s in body["states"]] == ["READY", "RUNNING", "COMPLETED"]
+    assert body["started_at"] and body["finished_at"]
+    assert [(a["name"], a["size"]) for a in body["artifacts"]] == [("out/v.csv", 4)]
+    download = client.get(f"{urls['run']}/artifacts/out/v.csv", headers=client_headers)
+    assert download.status_code == 200 and download.data == b"a,b\n"
+
+
+def test_logs_resend_is_harmless_and_gap_is_refused(client, client_headers, worker_headers, urls):
+    claim(client, worker_headers, urls)
+    post = lambda first, lines: client.post(  # noqa: E731
+        f"{urls['worker']}/logs",
+        json={"attempt": 1, "first_seq": first, "lines": lines},
+        headers=worker_headers,
+    )
+    post(1, ["a", "b"])
+    assert post(1, ["a", "b", "c"]).get_json() == {"next_seq": 4}
+    assert post(9, ["z"]).status_code == 409
+    page = client.get(f"{urls['run']}/logs?after=1", headers=client_headers).get_json()
+    assert [(line["seq"], line["line"]) for line in page["lines"]] == [(2, "b"), (3, "c")]
+    assert page["next_after"] == 3 and page["complete"] is False
+
+
+def test_logs_stay_readable_after_the_end(client, client_headers, worker_headers, urls):
+    claim(client, worker_headers, urls)
+    client.post(
+        f"{urls['worker']}/logs",
+        json={"attempt": 1, "first_seq": 1, "lines": ["x"]},
+        headers=worker_headers,
+    )
+    finish(client, worker_headers, urls, 1, "FAILED", {"type": "CRASH", "message": "boom"})
+    page = client.get(f"{urls['run']}/logs", headers=client_headers).get_json()
+    assert [line["line"] for line in page["lines"]] == ["x"] and page["complete"] is True
+
+
+def test_cancel_ready_run_never_starts(client, client_headers, worker_headers, urls):
+    response = client.post(f"{urls['run']}/cancel", headers=client_headers)
+    assert response.status_code == 200 and response.get_json()["state"] == "CANCELLED"
+    assert claim(client, worker_headers, urls).status_code == 409
+    assert get_run(client, client_headers, urls)["error"]["type"] == "CANCELLED"
+
+
+def test_cancel_running_goes_through_cancelling(client, client_headers, worker_headers, urls):
+    claim(client, worker_headers, urls)
+    assert client.post(f"{urls['run']}/cancel", headers=client_headers).get_json()["state"] == (
+        "CANCELLING"
+    )
+    again = client.post(f"{urls['run']}/cancel", headers=client_headers)
+    assert again.status_code == 200 and again.get_json()["state"] == "CANCELLING"
+    beat = client.post(f"{urls['worker']}/heartbeat", json={"attempt": 1}, headers=worker_headers)
+    assert beat.get_json() == {"state": "CANCELLING", "cancel_requested": True}
+    partial = client.put(
+        f"{urls['worker']}/artifacts/p.csv?attempt=1&partial=true",
+        data=b"1",
+        headers=worker_headers,
+    )
+    assert partial.status_code == 201 and partial.get_json()["partial"] is True
+    finish(client, worker_headers, urls, 1, "CANCELLED")
+    body = get_run(client, client_headers, urls)
+    assert [s["state"] for s in body["states"]] == ["READY", "RUNNING", "CANCELLING", "CANCELLED"]
+
+
+def test_cancel_finished_run_is_409_with_reason(client, client_headers, worker_headers, urls):
+    claim(client, worker_headers, urls)
+    finish(client, worker_headers, urls, 1, "COMPLETED")
+    response = client.post(f"{urls['run']}/cancel", headers=client_headers)
+    assert response.status_code == 409
+    assert "COMPLETED" in response.get_json()["message"]
+
+
+def test_terminal_state_never_flips(client, client_headers, worker_headers, urls):
+    claim(client, worker_headers, urls)
+    finish(client, worker_headers, urls, 1, "FAILED", {"type": "MODEL_ERROR", "message": "m"})
+    late = finish(client, worker_headers, urls, 1, "COMPLETED")
+    assert late.status_code == 409
+    for path, body in [
+        ("heartbeat", {"attempt": 1}),
+        ("progress", {"attempt": 1, "percent": 1}),
+        ("logs", {"attempt": 1, "first_seq": 1, "lines": ["late"]}),
+    ]:
+        response = client.post(f"{urls['worker']}/{path}", json=body, headers=worker_headers)
+        assert response.status_code == 409, path
+    assert get_run(client, client_headers, urls)["state"] == "FAILED"
+
+
+def _expire_lease(run_id):
+    run = db.session.get(Run, run_id)
+    run.lease_expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+
+
+def _make_due(run_id):
+    run = db.session.get(Run, run_id)
+    run.not_before = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+
+
+def test_lost_worker_is_retried_then_fails(app, client, client_headers, worker_headers, urls, run):
+    settings = app.config["SETTINGS"]
+    db.session.get(Run, run["id"]).max_retries = 1
+    db.session.commit()
+    claim(client, worker_headers, urls)
+    _expire_lease(run["id"])
+    assert sweep_once(db.session, settings)["expired"] == 1
+    body = get_run(client, client_headers, urls)
+    assert body["state"] == "READY" and "WORKER_LOST" in body["states"][-1]["reason"]
+    assert claim(client, worker_headers, urls).status_code == 409  # backing off
+    _make_due(run["id"])
+    second = claim(client, worker_headers, urls, worker="w2")
+    assert second.get_json()["attempt"] == 2
+    # The superseded attempt's late report is refused: it cannot end the new attempt.
+    assert finish(client, worker_headers, urls, 1, "COMPLETED").status_code == 409
+    _expire_lease(run["id"])
+    sweep_once(db.session, settings)
+    body = get_run(client, client_headers, urls)
+    assert body["state"] == "FAILED" and body["error"]["type"] == "WORKER_LOST"
+    assert body["attempt"] == 2
+
+
+def test_model_errors_are_not_retried(client, client_headers, worker_headers, urls):
+    claim(client, worker_headers, urls)
+    error = {"type": "MODEL_ERROR", "message": "m.glm(3): bad", "details": {"line": 3}}
+    finish(client, worker_headers, urls, 1, "FAILED", error)
+    body = get_run(client, client_headers, urls)
+    assert body["state"] == "FAILED" and body["error"] == {**error}
+
+
+def test_infrastructure_errors_are_retried(client, client_headers, worker_headers, urls):
+    claim(client, worker_headers, urls)
+    finish(
+        client, worker_headers, urls, 1, "FAILED", {"type": "INFRASTRUCTURE_ERROR", "message": "s3"}
+    )
+    body = get_run(client, client_headers, urls)
+    assert body["state"] == "READY" and body["error"] is None
+
+
+def test_sweeper_times_out_a_run_its_worker_did_not_stop(
+    app, client, client_headers, worker_headers, urls, run
+):
+    claim(client, worker_headers, urls)
+    row = db.session.get(Run, run["id"])
+    row.deadline_at = utcnow() - timedelta(seconds=app.config["SETTINGS"].TIMEOUT_GRACE_SECONDS + 1)
+    db.session.commit()
+    assert sweep_once(db.session, app.config["SETTINGS"])["timed_out"] == 1
+    body = get_run(client, client_headers, urls)
+    assert body["state"] == "FAILED" and body["error"]["type"] == "TIMEOUT"
+
+
+def test_sweeper_expires_cancelling_run_to_cancelled(
+    app, client, client_headers, worker_headers, urls, run
+):
+    claim(client, worker_headers, urls)
+    client.post(f"{urls['run']}/cancel", headers=client_headers)
+    _expire_lease(run["id"])
+    sweep_once(db.session, app.config["SETTINGS"])
+    assert get_run(client, client_headers, urls)["state"] == "CANCELLED"
+
+
+def test_unpublished_run_is_published_by_the_sweeper(app, client, client_headers, run):
+    row = db.session.get(Run, run["id"])
+    row.dispatched_at = None
+    db.session.commit()
+    assert sweep_once(db.session, app.config["SETTINGS"])["published"] == 1
+    assert db.session.get(Run, run["id"]).dispatched_at is not None
+
+
+def test_idempotent_create_run(client, client_headers, pipeline):
+    url = f"/api/v1.0/pipelines/{pipeline['id']}/runs"
+    headers = {**client_headers, "Idempotency-Key": "k-1"}
+    first = client.post(url, json={"parameters": {"A": "2"}}, headers=headers)
+    again = client.post(url, json={"parameters": {"A": "2"}}, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert first.get_json()["id"] == again.get_json()["id"]
+    assert again.headers["Location"] == first.headers["Location"]
+    assert len(client.get(url, headers=client_headers).get_json()["items"]) == 1
+    different = client.post(url, json={"parameters": {"A": "3"}}, headers=headers)
+    assert different.status_code == 422
+
+
+def test_idempotent_cancel(client, client_headers, urls):
+    headers = {**client_headers, "Idempotency-Key": "c-1"}
+    first = client.post(f"{urls['run']}/cancel", headers=headers)
+    again = client.post(f"{urls['run']}/cancel", headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.headers.get("Idempotent-Replayed") == "true"
+
+
+def test_run_filters_by_state(client, client_headers, worker_headers, pipeline, urls):
+    url = f"/api/v1.0/pipelines/{pipeline['id']}/runs"
+    client.post(url, json={}, headers=client_headers)
+    claim(client, worker_headers, urls)
+    running = client.get(f"{url}?state=RUNNING", headers=client_headers).get_json()["items"]
+    ready = client.get(f"{url}?state=READY", headers=client_headers).get_json()["items"]
+    assert len(running) == 1 and len(ready) == 1
+
+
+def test_artifact_from_stale_attempt_is_refused(client, worker_headers, urls):
+    claim(client, worker_headers, urls)
+    response = client.put(
+        f"{urls['worker']}/artifacts/x.csv?attempt=7", data=b"1", headers=worker_headers
+    )
+    assert response.status_code == 409
+
+
+def test_worker_file_download(client, client_headers, worker_headers, pipeline, urls):
+    client.post(
+        f"/api/v1.0/pipelines/{pipeline['id']}/files?name=model.glm",
+        data=b"clock {}",
+        headers=client_headers,
+    )
+    spec = claim(client, worker_headers, urls).get_json()["job"]
+    assert spec["model"] == "model.glm" and spec["parameters"] == {"A": "1"}
+    response = client.get(spec["files"][0]["url"], headers=worker_headers)
+    assert response.status_code == 200 and response.data == b"clock {}"
