@@ -14,6 +14,7 @@ from typing import Any
 from app.config import Settings
 
 TASK_PIPELINE_RUN = "jobs.run_pipeline"
+TASK_DELIVER_CALLBACK = "jobs.deliver_callback"
 
 
 def celery_settings(settings: Settings) -> dict[str, Any]:

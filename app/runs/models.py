@@ -50,6 +50,8 @@ class Run(db.Model):
     max_retries: Mapped[int] = mapped_column(Integer, default=0)
     retry_backoff_seconds: Mapped[float] = mapped_column(Float, default=10.0)
     callback_url: Mapped[str | None] = mapped_column(Text)
+    # Outbox: the sweeper publishes the end-of-run callback and stamps this.
+    callback_published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     # Attempts and leases: an attempt owns the run while its lease is fresh; every worker
     # write names its attempt, so a superseded attempt's late writes are refused.

@@ -4,6 +4,7 @@
   is retried or ended FAILED with WORKER_LOST, by the run's retry policy.
 - A live attempt past its timeout plus a grace period (its worker did not stop it) ends
   FAILED with TIMEOUT.
+- An ended run with a ``callback_url`` gets its callback published (see callbacks.py).
 - A READY run that is due and was never published, or was published long ago and never
   claimed (the broker lost the message, e.g. Redis restarted), is published again. A
   duplicate message is harmless: only one claim of a READY run can succeed.
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.extensions import db
 from app.runs import broker, services
+from app.runs.callbacks import publish_callbacks
 from app.runs.models import Run
 from app.runs.services import LIVE_STATES
 from app.runs.states import RunState
@@ -88,6 +90,7 @@ def sweep_once(session: Session, settings: Settings) -> dict[str, int]:
         "expired": expire_leases(session),
         "timed_out": enforce_timeouts(session, settings),
         "published": publish_waiting(session, settings),
+        "callbacks": publish_callbacks(session, settings.CALLBACK_SIGNING_SECRET),
     }
 
 

@@ -289,3 +289,29 @@ def test_worker_file_download(client, client_headers, worker_headers, pipeline, 
     assert spec["model"] == "model.glm" and spec["parameters"] == {"A": "1"}
     response = client.get(spec["files"][0]["url"], headers=worker_headers)
     assert response.status_code == 200 and response.data == b"clock {}"
+
+
+def test_callback_is_published_once_after_the_end(
+    app, client, client_headers, worker_headers, pipeline
+):
+    url = f"/api/v1.0/pipelines/{pipeline['id']}/runs"
+    created = client.post(
+        url, json={"callback_url": "http://127.0.0.1:9/hook"}, headers=client_headers
+    )
+    run_id = created.get_json()["id"]
+    urls = {"worker": f"{W}/{run_id}"}
+    claim(client, worker_headers, urls)
+    assert sweep_once(db.session, app.config["SETTINGS"])["callbacks"] == 0  # not ended yet
+    finish(client, worker_headers, urls, 1, "COMPLETED")
+    assert sweep_once(db.session, app.config["SETTINGS"])["callbacks"] == 1
+    assert sweep_once(db.session, app.config["SETTINGS"])["callbacks"] == 0
+
+
+def test_callback_signature_is_hmac_of_the_body():
+    import hashlib
+    import hmac
+
+    from app.runs.callbacks import sign
+
+    expected = hmac.new(b"s3cret", b'{"a": 1}', hashlib.sha256).hexdigest()
+    assert sign('{"a": 1}', "s3cret") == f"sha256={expected}"

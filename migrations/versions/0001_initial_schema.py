@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 36ead34d49ef
+Revision ID: 82fbee0ff6ec
 Revises: 
-Create Date: 2026-11-23 05:23:11.126307
+Create Date: 2026-11-23 05:29:30.005566
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '36ead34d49ef'
+revision = '82fbee0ff6ec'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -65,6 +65,7 @@ def upgrade():
     sa.Column('max_retries', sa.Integer(), nullable=False),
     sa.Column('retry_backoff_seconds', sa.Float(), nullable=False),
     sa.Column('callback_url', sa.Text(), nullable=True),
+    sa.Column('callback_published_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('attempt', sa.Integer(), nullable=False),
     sa.Column('worker_id', sa.String(length=200), nullable=True),
     sa.Column('lease_expires_at', sa.DateTime(timezone=True), nullable=True),
