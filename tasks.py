@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from invoke import Context, task
 
+from app import create_app
+from app.auth.services import create_application_key as create_key
+from app.extensions import db
 
-@task(help={"name": "Who or what the key is for", "permission": "PIPELINES_CLIENT or PIPELINES_WORKER"})
+
+@task(
+    help={
+        "name": "Who or what the key is for",
+        "permission": "PIPELINES_CLIENT or PIPELINES_WORKER",
+    }
+)
 def create_application_key(c: Context, name: str, permission: str) -> None:
     """Create an API key; prints API_TOKEN=<key> once (it is stored hashed)."""
-    from app import create_app
-    from app.auth.services import create_application_key as create_key
-    from app.extensions import db
-
     app = create_app()
     with app.app_context():
         _, token = create_key(db.session, name, permission)
