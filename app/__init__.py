@@ -15,6 +15,7 @@ from flask import Flask
 from sqlalchemy import event
 
 from app import cli, storage
+from app.auth import decorators as auth
 from app.config import Settings
 from app.errors import register_error_handlers
 from app.extensions import api, db, migrate
@@ -76,6 +77,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=_migrations_dir())
     api.init_app(app)
+    auth.init_app(app, settings.AUTH_CACHE_SECONDS)
     storage.init_app(app, settings)
     broker.init_app(app, settings)
     if settings.SQLALCHEMY_DATABASE_URI.startswith("sqlite"):

@@ -6,10 +6,10 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import g, request
+from flask import Flask, current_app, g, request
 
 from app.auth.models import Permission
-from app.auth.queries import find_active_key
+from app.auth.queries import GrantCache
 from app.errors import DomainError
 from app.extensions import db
 
@@ -22,6 +22,10 @@ class Unauthorized(DomainError):
 
 class Forbidden(DomainError):
     status = 403
+
+
+def init_app(app: Flask, cache_seconds: float) -> None:
+    app.extensions["auth.grants"] = GrantCache(cache_seconds)
 
 
 def _bearer_token() -> str | None:
@@ -41,12 +45,12 @@ def require_permission(permission: Permission) -> Callable[[F], F]:
             token = _bearer_token()
             if token is None:
                 raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>'")
-            key = find_active_key(db.session, token)
-            if key is None:
+            grant = current_app.extensions["auth.grants"].find(db.session, token)
+            if grant is None:
                 raise Unauthorized("Unknown or revoked API key")
-            if key.permission != permission:
+            if grant.permission != permission:
                 raise Forbidden(f"This key lacks the {permission.value} permission")
-            g.api_key_id = key.id
+            g.api_key_id = grant.key_id
             return view(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
