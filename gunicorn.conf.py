@@ -12,6 +12,8 @@ threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 worker_class = "gthread"
 timeout = 120
 accesslog = None
+# No shared control socket: several API processes on one machine must not collide.
+control_socket_disable = True
 
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]

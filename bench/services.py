@@ -1,0 +1,131 @@
+"""Processes and scratch databases for the benchmark scripts."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_DSN = os.environ.get(
+    "BENCH_POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+BENCHMARKS = ROOT / "docs" / "benchmarks.md"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _admin(sql: str) -> None:
+    connection = psycopg2.connect(ADMIN_DSN)
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+    connection.close()
+
+
+def _flask(env: dict[str, str], *args: str) -> str:
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+
+
+class BenchDatabase:
+    """A migrated scratch PostgreSQL database with a client and a worker key."""
+
+    def __init__(self, **settings: str):
+        self.name = f"jobs_bench_{uuid.uuid4().hex[:10]}"
+        self.uri = ADMIN_DSN.rsplit("/", 1)[0] + f"/{self.name}"
+        self.instance = Path(f"/tmp/{self.name}")
+        self.settings = settings
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "SQLALCHEMY_DATABASE_URI": self.uri,
+            "INSTANCE_DIR": str(self.instance),
+            "CELERY_BROKER_URL": os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/9"),
+            "CELERY_TASK_QUEUE": self.name,
+            "LOG_LEVEL": "WARNING",
+            **self.settings,
+            **extra,
+        }
+
+    def __enter__(self) -> BenchDatabase:
+        _admin(f'CREATE DATABASE "{self.name}"')
+        _flask(self.env(), "db", "upgrade")
+        key = re.compile(r"API_TOKEN=(\S+)")
+        self.client_key = key.search(
+            _flask(self.env(), "create-application-key", "-n", "bench", "-p", "PIPELINES_CLIENT")
+        ).group(1)
+        self.worker_key = key.search(
+            _flask(self.env(), "create-application-key", "-n", "bench-w", "-p", "PIPELINES_WORKER")
+        ).group(1)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def start_gunicorn(env: dict[str, str], port: int) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"],
+        cwd=ROOT, env={**env, "GUNICORN_BIND": f"127.0.0.1:{port}"},
+        start_new_session=True,
+    )  # fmt: skip
+    wait_http(f"http://127.0.0.1:{port}/healthcheck")
+    return process
+
+
+def start_worker(env: dict[str, str], concurrency: int = 2) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "app.worker.celery_app", "worker",
+         "--pool", "threads", "--concurrency", str(concurrency),
+         "-Q", env["CELERY_TASK_QUEUE"], "--loglevel", "WARNING"],
+        cwd=ROOT, env=env, start_new_session=True,
+    )  # fmt: skip
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=15)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def replace_section(title: str, body: str) -> None:
+    """Replace the body of ``## title`` in docs/benchmarks.md (or append the section)."""
+    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
+    pattern = re.compile(rf"(## {re.escape(title)}\n)(.*?)(?=\n## |\Z)", re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda m: m.group(1) + "\n" + body, text)
+    else:
+        text = text.rstrip("\n") + f"\n\n## {title}\n\n{body}"
+    BENCHMARKS.write_text(text)
