@@ -28,13 +28,12 @@ def list_pipelines(
     return paginate(session, query, Pipeline.created_at, Pipeline.id, limit, cursor)
 
 
-def list_files(session: Session, pipeline_id: str) -> Sequence[PipelineFile]:
+def list_files(
+    session: Session, pipeline_id: str, limit: int, cursor: str | None
+) -> tuple[Sequence[PipelineFile], str | None]:
     get_pipeline(session, pipeline_id)
-    return session.scalars(
-        select(PipelineFile)
-        .where(PipelineFile.pipeline_id == pipeline_id)
-        .order_by(PipelineFile.name)
-    ).all()
+    query = select(PipelineFile).where(PipelineFile.pipeline_id == pipeline_id)
+    return paginate(session, query, PipelineFile.created_at, PipelineFile.id, limit, cursor)
 
 
 def get_file(session: Session, pipeline_id: str, name: str) -> PipelineFile:

@@ -16,7 +16,7 @@ from app.pagination import PageArgsSchema
 from app.pipelines import queries, services
 from app.pipelines.schemas import (
     FileNameQuerySchema,
-    PipelineFileListSchema,
+    PipelineFilePageSchema,
     PipelineFileSchema,
     PipelinePageSchema,
     PipelineRunPageSchema,
@@ -94,10 +94,12 @@ class Pipeline(ClientView):
 
 @blp.route("/<pipeline_id>/files")
 class PipelineFiles(ClientView):
-    @blp.response(200, PipelineFileListSchema)
-    def get(self, pipeline_id: str) -> dict[str, Any]:
-        """List a pipeline's files."""
-        return {"items": queries.list_files(db.session, pipeline_id)}
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, PipelineFilePageSchema)
+    def get(self, page: dict[str, Any], pipeline_id: str) -> dict[str, Any]:
+        """List a pipeline's files, newest first."""
+        items, cursor = queries.list_files(db.session, pipeline_id, page["limit"], page["cursor"])
+        return {"items": items, "next_cursor": cursor}
 
     @blp.arguments(FileNameQuerySchema, location="query")
     @blp.response(201, PipelineFileSchema)

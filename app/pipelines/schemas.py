@@ -102,8 +102,9 @@ class PipelinePageSchema(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
-class PipelineFileListSchema(Schema):
+class PipelineFilePageSchema(Schema):
     items = fields.List(fields.Nested(PipelineFileSchema))
+    next_cursor = fields.String(allow_none=True)
 
 
 class InputSchema(Schema):

@@ -75,7 +75,11 @@ def test_upload_list_and_replace_file(client, client_headers, pipeline):
     assert second.status_code == 200 and second.get_json()["size"] == 2
     client.post(url + "?name=weather/w.tmy2", data=b"w", headers=client_headers)
     names = [f["name"] for f in client.get(url, headers=client_headers).get_json()["items"]]
-    assert names == ["model.glm", "weather/w.tmy2"]
+    assert sorted(names) == ["model.glm", "weather/w.tmy2"]
+    page = client.get(url + "?limit=1", headers=client_headers).get_json()
+    assert len(page["items"]) == 1 and page["next_cursor"]
+    rest = client.get(f"{url}?limit=1&cursor={page['next_cursor']}", headers=client_headers)
+    assert {page["items"][0]["name"], rest.get_json()["items"][0]["name"]} == set(names)
 
 
 def test_files_of_missing_pipeline_are_404(client, client_headers):
