@@ -93,7 +93,7 @@ def _reads_without_transaction() -> None:
     A GET only reads, so it needs no transaction; this takes two of the five database
     round trips out of ``GET run`` (docs/benchmarks.md).
     """
-    if request.method in ("GET", "HEAD") and not db.session.in_transaction():
+    if request.method in ("GET", "HEAD") and not db.session().in_transaction():
         db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
