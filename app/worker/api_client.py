@@ -1,0 +1,101 @@
+"""HTTP client of the worker API, with retries for an API that is restarting."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """The API refused a request or could not be reached."""
+
+
+class StaleAttempt(ApiError):
+    """409: this attempt no longer owns the run (cancelled, taken over, ended)."""
+
+
+def _retrying_session(token: str) -> requests.Session:
+    session = requests.Session()
+    # Connection errors and 502/503/504 are retried for about half a minute with back-off
+    # (an API restart); every POST here is safe to repeat (see worker_routes.py).
+    retry = Retry(
+        total=8,
+        connect=8,
+        read=2,
+        status=8,
+        backoff_factor=0.25,
+        backoff_max=8,
+        status_forcelist=(502, 503, 504),
+        allowed_methods=None,
+        raise_on_status=False,
+    )
+    session.mount("http://", HTTPAdapter(max_retries=retry))
+    session.mount("https://", HTTPAdapter(max_retries=retry))
+    session.headers["Authorization"] = f"Bearer {token}"
+    return session
+
+
+class WorkerApi:
+    """The calls a worker makes for one run."""
+
+    def __init__(self, server: str, token: str, run_id: str, timeout: float = 30):
+        self.server = server.rstrip("/")
+        self.run_id = run_id
+        self.timeout = timeout
+        self.session = _retrying_session(token)
+        self.attempt = 0
+
+    def _url(self, path: str) -> str:
+        if path.startswith("/"):
+            return f"{self.server}{path}"
+        return f"{self.server}/api/v1.0/worker/runs/{self.run_id}/{path}"
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        try:
+            response = self.session.request(method, self._url(path), timeout=self.timeout, **kwargs)
+        except requests.RequestException as exc:
+            raise ApiError(f"{method} {path}: {type(exc).__name__}") from exc
+        if response.status_code == 409:
+            raise StaleAttempt(response.json().get("message", "conflict"))
+        if response.status_code >= 400:
+            raise ApiError(f"{method} {path}: HTTP {response.status_code} {response.text[:300]}")
+        return response
+
+    def claim(self, worker_id: str) -> dict[str, Any]:
+        claim = self._call("POST", "claim", json={"worker_id": worker_id}).json()
+        self.attempt = claim["attempt"]
+        return claim
+
+    def heartbeat(self) -> dict[str, Any]:
+        return self._call("POST", "heartbeat", json={"attempt": self.attempt}).json()
+
+    def progress(self, percent: float | None, message: str | None) -> dict[str, Any]:
+        body = {"attempt": self.attempt, "percent": percent, "message": message}
+        return self._call("POST", "progress", json=body).json()
+
+    def logs(self, first_seq: int, lines: list[str]) -> int:
+        body = {"attempt": self.attempt, "first_seq": first_seq, "lines": lines}
+        return self._call("POST", "logs", json=body).json()["next_seq"]
+
+    def upload_artifact(self, name: str, stream: BinaryIO, partial: bool) -> dict[str, Any]:
+        params = {"attempt": self.attempt, "partial": str(partial).lower()}
+        headers = {"Content-Type": "application/octet-stream"}
+        return self._call(
+            "PUT", f"artifacts/{name}", params=params, data=stream, headers=headers
+        ).json()
+
+    def finish(self, state: str, error: dict[str, Any] | None) -> dict[str, Any]:
+        body = {"attempt": self.attempt, "state": state, "error": error}
+        return self._call("POST", "state", json=body).json()
+
+    def download(self, path: str) -> Iterator[bytes]:
+        """Stream a file the API serves (a pipeline file), in 1 MB chunks."""
+        response = self._call("GET", path, stream=True)
+        return response.iter_content(1024 * 1024)

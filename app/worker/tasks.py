@@ -1,0 +1,106 @@
+"""Celery tasks of the worker: execute a pipeline run; deliver an end-of-run callback."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import threading
+from typing import Any
+
+import requests
+
+from app.celery_config import TASK_DELIVER_CALLBACK, TASK_PIPELINE_RUN
+from app.runs.states import ErrorType
+from app.worker import jobdir
+from app.worker.api_client import ApiError, StaleAttempt, WorkerApi
+from app.worker.celery_app import celery_app, settings
+from app.worker.outcome import classify
+from app.worker.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}"
+
+
+@celery_app.task(name=TASK_PIPELINE_RUN)
+def run_pipeline(run_id: str) -> None:
+    """Claim the run, execute it, and report how it ended."""
+    api = WorkerApi(settings.WORKER_API_SERVER, settings.WORKER_API_TOKEN, run_id)
+    try:
+        claim = api.claim(worker_id())
+    except StaleAttempt as exc:
+        log.info("Run %s not claimable (%s): nothing to do", run_id, exc)
+        return
+    log.info("Run %s attempt %s claimed", run_id, claim["attempt"])
+    job = jobdir.create(settings, run_id, claim["attempt"])
+    try:
+        state, error = execute(api, job, claim)
+        api.finish(state, error)
+        log.info("Run %s attempt %s ended %s", run_id, claim["attempt"], state)
+    except StaleAttempt as exc:
+        log.warning("Run %s attempt %s superseded: %s", run_id, claim["attempt"], exc)
+    except Exception as exc:  # noqa: BLE001 - the task boundary: report, then log
+        log.exception("Run %s attempt %s failed in the worker", run_id, claim["attempt"])
+        _report_failure(api, exc)
+    finally:
+        job.remove()
+
+
+def execute(api: WorkerApi, job: jobdir.JobDir, claim: dict[str, Any]) -> tuple[str, Any]:
+    """Prepare the job folder, run the simulation, upload its outputs; return the end."""
+    spec = claim["job"]
+    try:
+        jobdir.fetch_files(job, api, spec["files"])
+        jobdir.fetch_inputs(job, settings, spec["inputs"])
+    except jobdir.InputError as exc:
+        return "FAILED", {"type": ErrorType.INPUT_ERROR.value, "message": str(exc), "details": {}}
+    before = job.snapshot()
+    supervisor = Supervisor(api, settings, claim["next_log_seq"], claim["timeout_seconds"])
+    outcome = supervisor.run(simulation_command(job, spec), jobdir.scratch_env(job))
+    if outcome.abandoned:
+        raise StaleAttempt("the run was taken from this attempt")
+    partial = outcome.stopped_for is not None
+    for name in job.outputs(before):
+        with open(job.root / name, "rb") as stream:
+            api.upload_artifact(name, stream, partial)
+    return classify(outcome, claim["timeout_seconds"])
+
+
+def simulation_command(job: jobdir.JobDir, spec: dict[str, Any]) -> list[str]:
+    command = [
+        sys.executable, "-m", "app.worker.gridlabd_driver",
+        "--root", str(job.root), "--model", spec["model"],
+    ]  # fmt: skip
+    for name, value in sorted(spec["parameters"].items()):
+        command += ["-D", f"{name}={value}"]
+    if not settings.WORKER_SANDBOX:
+        command.append("--no-sandbox")
+    return command
+
+
+def _report_failure(api: WorkerApi, exc: Exception) -> None:
+    kind = ErrorType.INFRASTRUCTURE_ERROR
+    message = f"Worker error: {type(exc).__name__}: {exc}"[:2000]
+    try:
+        api.finish("FAILED", {"type": kind.value, "message": message, "details": {}})
+    except ApiError as report_error:  # the lease will expire and the sweeper recovers
+        log.error("Run %s: could not report failure: %s", api.run_id, report_error)
+
+
+@celery_app.task(
+    name=TASK_DELIVER_CALLBACK,
+    autoretry_for=(requests.RequestException,),
+    retry_backoff=5,
+    retry_backoff_max=600,
+    max_retries=8,
+)
+def deliver_callback(url: str, body: str, headers: dict[str, str]) -> None:
+    """POST the signed end-of-run notice; retried with back-off on failure."""
+    response = requests.post(
+        url, data=body, headers={**headers, "Content-Type": "application/json"}, timeout=10
+    )
+    response.raise_for_status()
