@@ -67,7 +67,10 @@ def execute(api: WorkerApi, job: jobdir.JobDir, claim: dict[str, Any]) -> tuple[
     for name in job.outputs(before):
         with open(job.root / name, "rb") as stream:
             api.upload_artifact(name, stream, partial)
-    return classify(outcome, claim["timeout_seconds"])
+    state, error = classify(outcome, claim["timeout_seconds"])
+    if state == "COMPLETED":
+        api.progress(100.0, "simulation finished")
+    return state, error
 
 
 def simulation_command(job: jobdir.JobDir, spec: dict[str, Any]) -> list[str]:
