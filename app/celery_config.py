@@ -24,12 +24,13 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
     }
     if settings.CELERY_BROKER_URL.startswith("filesystem://"):
         folder = settings.broker_data_dir
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         transport_options = {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
             "store_processed": False,
             "polling_interval": 0.1,
         }
