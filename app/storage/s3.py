@@ -11,8 +11,10 @@ from botocore.config import Config
 from app.config import Settings
 from app.storage.hashing import HashingReader, StoredObject
 
-# Multipart upload in 8 MB parts, two at a time: bounded memory whatever the file size.
+# Multipart upload in 8 MB parts, two at a time, at most 4 parts read ahead: memory per
+# upload stays bounded whatever the file size (bench/large_artifact.py --s3).
 TRANSFER = TransferConfig(multipart_chunksize=8 * 1024 * 1024, max_concurrency=2)
+TRANSFER.max_in_memory_upload_chunks = 4  # s3transfer's knob; boto3's __init__ lacks it
 
 
 def s3_client(settings: Settings):  # type: ignore[no-untyped-def]
