@@ -33,6 +33,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.services import (  # noqa: E402
     BenchDatabase,
+    claimed_run,
     free_port,
     replace_section,
     start_gunicorn,
@@ -42,22 +43,14 @@ from bench.services import (  # noqa: E402
 CLIENTS = 50
 
 
-def seed_run(base: str, client_key: str, worker_key: str) -> str:
-    """Create a pipeline and a COMPLETED run with 3 artifacts; return the run's URL."""
-    c = {"Authorization": f"Bearer {client_key}"}
-    w = {"Authorization": f"Bearer {worker_key}"}
-    pipeline = requests.post(
-        f"{base}/api/v1.0/pipelines", json={"name": "bench", "model": "m.glm"}, headers=c
-    ).json()
-    run = requests.post(
-        f"{base}/api/v1.0/pipelines/{pipeline['id']}/runs", json={}, headers=c
-    ).json()
-    worker = f"{base}/api/v1.0/worker/runs/{run['id']}"
-    requests.post(f"{worker}/claim", json={"worker_id": "bench"}, headers=w).raise_for_status()
+def seed_run(base: str, database: BenchDatabase) -> str:
+    """Create a COMPLETED run with 3 artifacts; return its URL."""
+    url, worker = claimed_run(base, database)
+    headers = {"Authorization": f"Bearer {database.worker_key}"}
     for name in ("a.csv", "b.csv", "c.csv"):
-        requests.put(f"{worker}/artifacts/{name}?attempt=1", data=b"1,2\n", headers=w)
-    requests.post(f"{worker}/state", json={"attempt": 1, "state": "COMPLETED"}, headers=w)
-    return f"{base}/api/v1.0/pipelines/{pipeline['id']}/runs/{run['id']}"
+        requests.put(f"{worker}/artifacts/{name}?attempt=1", data=b"1,2\n", headers=headers)
+    requests.post(f"{worker}/state", json={"attempt": 1, "state": "COMPLETED"}, headers=headers)
+    return url
 
 
 async def _client(host: str, port: int, path: str, key: str, interval: float,
@@ -119,7 +112,7 @@ def main() -> None:
         server = start_gunicorn(database.env(), port)
         try:
             base = f"http://127.0.0.1:{port}"
-            url = seed_run(base, database.client_key, database.worker_key)
+            url = seed_run(base, database)
             for _ in range(200):  # warm up both gunicorn workers and their pools
                 requests.get(url, headers={"Authorization": f"Bearer {database.client_key}"})
             samples = asyncio.run(open_loop(url, database.client_key, args.interval, args.seconds))

@@ -25,6 +25,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.services import (  # noqa: E402
     BenchDatabase,
+    claimed_run,
     free_port,
     replace_section,
     start_gunicorn,
@@ -104,22 +105,13 @@ def main() -> None:
 def measure(base: str, database: BenchDatabase, master: int, megabytes: int) -> dict:
     client = {"Authorization": f"Bearer {database.client_key}"}
     worker = {"Authorization": f"Bearer {database.worker_key}"}
-    pipeline = requests.post(
-        f"{base}/api/v1.0/pipelines", json={"name": "big", "model": "m.glm"}, headers=client
-    ).json()
-    run = requests.post(
-        f"{base}/api/v1.0/pipelines/{pipeline['id']}/runs", json={}, headers=client
-    ).json()
-    requests.post(
-        f"{base}/api/v1.0/worker/runs/{run['id']}/claim", json={"worker_id": "bench"},
-        headers=worker,
-    ).raise_for_status()  # fmt: skip
+    run_url, worker_url = claimed_run(base, database)
     pid = gunicorn_worker(master)
     rss_before = peak_rss_mb(pid)
     sent = hashlib.sha256()
     start = time.perf_counter()
     uploaded = requests.put(
-        f"{base}/api/v1.0/worker/runs/{run['id']}/artifacts/big.bin?attempt=1",
+        f"{worker_url}/artifacts/big.bin?attempt=1",
         data=body(megabytes, sent), headers=worker,
     )  # fmt: skip
     uploaded.raise_for_status()
@@ -127,7 +119,7 @@ def measure(base: str, database: BenchDatabase, master: int, megabytes: int) -> 
     received = hashlib.sha256()
     start = time.perf_counter()
     with requests.get(
-        f"{base}/api/v1.0/pipelines/{pipeline['id']}/runs/{run['id']}/artifacts/big.bin",
+        f"{run_url}/artifacts/big.bin",
         headers=client, stream=True,
     ) as response:  # fmt: skip
         for chunk in response.iter_content(CHUNK):

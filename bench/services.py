@@ -120,6 +120,25 @@ def stop_process(process: subprocess.Popen) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
+def claimed_run(base: str, database: BenchDatabase) -> tuple[str, str]:
+    """Create a pipeline and a run, claim it as attempt 1; return the run's client URL and
+    its worker URL."""
+    client = {"Authorization": f"Bearer {database.client_key}"}
+    pipeline = requests.post(
+        f"{base}/api/v1.0/pipelines", json={"name": "bench", "model": "m.glm"}, headers=client
+    ).json()
+    run = requests.post(
+        f"{base}/api/v1.0/pipelines/{pipeline['id']}/runs", json={}, headers=client
+    ).json()
+    worker = f"{base}/api/v1.0/worker/runs/{run['id']}"
+    requests.post(
+        f"{worker}/claim",
+        json={"worker_id": "bench"},
+        headers={"Authorization": f"Bearer {database.worker_key}"},
+    ).raise_for_status()
+    return f"{base}/api/v1.0/pipelines/{pipeline['id']}/runs/{run['id']}", worker
+
+
 def replace_section(title: str, body: str) -> None:
     """Replace the body of ``## title`` in docs/benchmarks.md (or append the section)."""
     text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
