@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ from app.worker.console import marker
 from app.worker.sandbox import SandboxUnavailable, confine
 
 PR_SET_PDEATHSIG = 1
+SYSTEM_DIRECTIVE = re.compile(r"^\s*#system\b")
 # Without these, GridLAB-D writes a checkpoint (62 MB on a large feeder) and an XML dump
 # on failure into the job folder (docs: gridlabd-notes.md).
 QUIET_DEFINES = ["-D", "checkpoint_type=NONE", "-D", "dumpfile="]
@@ -36,8 +38,25 @@ def die_with_parent() -> None:
 
 
 def emit(line: str) -> None:
-    sys.stdout.write(line + "\n")
+    """Write a marker on a line of its own: stdout and stderr share one pipe, and
+    GridLAB-D leaves progress lines unterminated, so start with a newline, in one write."""
     sys.stdout.flush()
+    os.write(sys.stdout.fileno(), f"\n{line}\n".encode())
+
+
+def warn_disabled_directives(root: Path) -> None:
+    """Say in the console which ``#system`` lines will not run (the sandbox stops them)."""
+    for path in sorted(root.rglob("*.glm")):
+        with open(path, errors="replace") as model:
+            for number, line in enumerate(model, start=1):
+                if SYSTEM_DIRECTIVE.match(line):
+                    name = path.relative_to(root).as_posix()
+                    print(
+                        f"WARNING  [SANDBOX] : {name}({number}): #system is disabled on this "
+                        "service; the command will not run",
+                        file=sys.stderr,
+                        flush=True,
+                    )
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -61,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     import gridlabd  # noqa: PLC0415 - loaded here, after GLPATH and cwd are in place
 
     if not args.no_sandbox:
+        warn_disabled_directives(root)
         try:
             confine(root)
         except SandboxUnavailable as exc:

@@ -68,8 +68,9 @@ def test_system_directive_cannot_run_a_command(tmp_path):
         f"#system touch {target}\nclock {{\n starttime '2000-01-01 00:00:00';\n"
         " stoptime '2000-01-01 00:00:10';\n}\n"
     )
-    drive(tmp_path, "evil.glm")
+    _, lines = drive(tmp_path, "evil.glm")
     assert not target.exists()
+    assert any("evil.glm(1): #system is disabled" in line for line in lines)
 
 
 def test_recorder_cannot_write_outside_the_job(tmp_path):
