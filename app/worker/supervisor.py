@@ -10,6 +10,7 @@ whole group after the grace period.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -150,7 +151,8 @@ class Supervisor:
                 self._signal(process, signal.SIGINT)
             if interrupt_at and now - interrupt_at > self.settings.WORKER_CANCEL_GRACE_SECONDS:
                 self._kill(process)
-            time.sleep(POLL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=POLL)  # returns the moment the simulation ends
 
     def _report(self, reader: ConsoleReader, now: float) -> None:
         """Send due log lines; renew the lease (with progress when it moved)."""

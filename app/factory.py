@@ -1,0 +1,156 @@
+"""The Flask application factory: each step of building the API app on its own line."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flasgger import Swagger
+from flask import Flask, request
+from sqlalchemy import event
+
+from app import cli, storage
+from app.auth import decorators as auth
+from app.config import Settings
+from app.errors import register_error_handlers
+from app.extensions import api, db, migrate
+from app.runs import broker
+
+API_VERSION = "1.0"
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the API app from ``settings`` (default: read from the environment)."""
+    settings = settings or Settings.from_env()
+    # The instance folder holds the embedded defaults: SQLite file, artifacts, broker.
+    app = Flask(__name__, instance_path=settings.INSTANCE_DIR)
+    configure_app(app, settings)
+    configure_logger(app, settings)
+    register_extensions(app, settings)
+    register_blueprints(app)
+    register_swagger_ui(app)
+    # After api.init_app, so this one JSON error shape wins over flask-smorest's.
+    register_error_handlers(app)
+    cli.register_commands(app)
+    return app
+
+
+def configure_app(app: Flask, settings: Settings) -> None:
+    app.config.update(
+        SETTINGS=settings,
+        SQLALCHEMY_DATABASE_URI=settings.SQLALCHEMY_DATABASE_URI,
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings.SQLALCHEMY_DATABASE_URI),
+        API_TITLE="GridLAB-D job service",
+        API_VERSION=API_VERSION,
+        OPENAPI_VERSION="3.0.3",
+        API_SPEC_OPTIONS={
+            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+            "security": [{"bearerAuth": []}],
+            "info": {
+                "description": "Runs GridLAB-D pipelines as jobs: submit, follow state, "
+                "progress and logs, download artifacts. Send 'Authorization: Bearer <key>'."
+            },
+        },
+        JSON_SORT_KEYS=False,
+    )
+
+
+def _engine_options(uri: str) -> dict[str, Any]:
+    if uri.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+
+
+def configure_logger(app: Flask, settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.LOG_LEVEL.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def register_extensions(app: Flask, settings: Settings) -> None:
+    db.init_app(app)
+    migrate.init_app(app, db, directory=_migrations_dir())
+    api.init_app(app)
+    auth.init_app(app, settings.AUTH_CACHE_SECONDS)
+    storage.init_app(app, settings)
+    broker.init_app(app, settings)
+    if settings.SQLALCHEMY_DATABASE_URI.startswith("sqlite"):
+        with app.app_context():
+            _serialize_sqlite_writes(db.engine)
+    else:
+        app.before_request(_reads_without_transaction)
+
+
+def _reads_without_transaction() -> None:
+    """Run GET requests in autocommit: no BEGIN and ROLLBACK round trips for a read.
+
+    A GET only reads, so it needs no transaction; this takes two of the five database
+    round trips out of ``GET run`` (docs/benchmarks.md).
+    """
+    if request.method in ("GET", "HEAD") and not db.session().in_transaction():
+        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
+def _migrations_dir() -> str:
+    return str(Path(__file__).resolve().parent.parent / "migrations")
+
+
+def _serialize_sqlite_writes(engine: Any) -> None:
+    """Begin every SQLite transaction IMMEDIATE, with WAL.
+
+    SQLite ignores SELECT ... FOR UPDATE; taking the write lock at BEGIN gives the same
+    guarantee (one writer at a time, no read-then-write race) for the embedded default.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def register_blueprints(app: Flask) -> None:
+    from app.health.routes import blp as health_blp
+    from app.pipelines.routes import blp as pipelines_blp
+    from app.pipelines.routes import worker_blp as pipeline_worker_blp
+    from app.runs.worker_routes import blp as run_worker_blp
+
+    for blueprint in (health_blp, pipelines_blp, run_worker_blp, pipeline_worker_blp):
+        api.register_blueprint(blueprint)
+
+
+def register_swagger_ui(app: Flask) -> None:
+    """Serve Swagger UI at /apidocs from the spec flask-smorest builds from the schemas.
+
+    flasgger ships the UI's files (no CDN needed); it is told not to scan docstrings, so
+    the marshmallow-generated spec is the only source.
+    """
+    Swagger(
+        app,
+        template=api.spec.to_dict(),
+        config={
+            "headers": [],
+            "openapi": "3.0.3",
+            "specs": [
+                {
+                    "endpoint": "apispec",
+                    "route": "/apispec.json",
+                    "rule_filter": lambda rule: False,
+                    "model_filter": lambda tag: False,
+                }
+            ],
+            "static_url_path": "/flasgger_static",
+            "swagger_ui": True,
+            "specs_route": "/apidocs/",
+        },
+        merge=True,
+    )
