@@ -52,7 +52,8 @@ def e2e_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     _active["stack"] = stack
     try:
         stack.start()
-        print(f"\ne2e stack up in {stack.timings['stack_start_seconds']:.1f} s; logs in {stack.log_dir}")
+        seconds = stack.timings["stack_start_seconds"]
+        print(f"\ne2e stack up in {seconds:.1f} s; logs in {stack.log_dir}")
         yield stack
     finally:
         stack.stop()

@@ -250,9 +250,7 @@ def create_bucket(endpoint: str, bucket: str) -> None:
     s3.create_bucket(Bucket=bucket)
 
 
-def run_command(
-    command: list[str], env: Mapping[str, str], what: str, timeout: float = 60
-) -> str:
+def run_command(command: list[str], env: Mapping[str, str], what: str, timeout: float = 60) -> str:
     """Run a short command to completion; fail with its output if it fails or hangs."""
     try:
         done = subprocess.run(
@@ -304,7 +302,9 @@ def api_service(log_dir: Path, env: Mapping[str, str], port: int, name: str = "a
     )
 
 
-def worker_service(log_dir: Path, env: Mapping[str, str], name: str, concurrency: int = 2) -> Service:
+def worker_service(
+    log_dir: Path, env: Mapping[str, str], name: str, concurrency: int = 2
+) -> Service:
     command = [
         PYTHON, "-m", "celery", "-A", "app.worker.celery_app", "worker",
         "--pool", "threads", "--concurrency", str(concurrency),
@@ -392,7 +392,9 @@ class Client:
         body = {"name": fields.pop("name", f"e2e-{uuid.uuid4().hex[:6]}"), "model": model}
         body.update(fields)
         response = self.post(f"{API}/pipelines", json=body)
-        assert response.status_code == 201, f"create pipeline: {response.status_code} {response.text}"
+        assert response.status_code == 201, (
+            f"create pipeline: {response.status_code} {response.text}"
+        )
         return response.json()
 
     def upload(self, pipeline_id: str, name: str, source: Path | bytes) -> dict[str, Any]:
@@ -403,7 +405,9 @@ class Client:
             data=data,
             headers={"Content-Type": "application/octet-stream"},
         )
-        assert response.status_code in (200, 201), f"upload {name}: {response.status_code} {response.text}"
+        assert response.status_code in (200, 201), (
+            f"upload {name}: {response.status_code} {response.text}"
+        )
         body = response.json()
         assert body["size"] == len(data) and body["sha256"] == sha256_of(data), body
         return body
@@ -528,7 +532,9 @@ def artifact(run: dict[str, Any], name: str) -> dict[str, Any]:
     for item in run["artifacts"]:
         if item["name"] == name or item["name"].rsplit("/", 1)[-1] == name:
             return item
-    raise AssertionError(f"Run has no artifact {name!r}; it has {[a['name'] for a in run['artifacts']]}")
+    raise AssertionError(
+        f"Run has no artifact {name!r}; it has {[a['name'] for a in run['artifacts']]}"
+    )
 
 
 def history(run: dict[str, Any]) -> list[str]:

@@ -149,7 +149,9 @@ class Stack:
         for service in self.services():
             if service.name.startswith("worker") or service.name == "api":
                 state = "running" if service.running() else "stopped"
-                parts.append(f"--- {service.log_path} ({state}) ---\n{tail(service.log_path, lines)}")
+                parts.append(
+                    f"--- {service.log_path} ({state}) ---\n{tail(service.log_path, lines)}"
+                )
         return "\n".join(parts)
 
     def settle(self, client: Client, runs: list[tuple[str, str]], timeout: float = 30) -> None:

@@ -81,7 +81,9 @@ def test_worker_sigkill_mid_simulation_retries_or_fails_worker_lost(client, stac
     stack.timings["kill_to_failed_seconds"] = lost_after
     stack.timings["kill_to_completed_seconds"] = retried_after
 
-    assert failed["state"] == "FAILED" and failed["error"]["type"] == "WORKER_LOST", describe(failed)
+    assert failed["state"] == "FAILED" and failed["error"]["type"] == "WORKER_LOST", describe(
+        failed
+    )
     assert failed["attempt"] == 1 and history(failed) == ["READY", "RUNNING", "FAILED"]
 
     assert completed["state"] == "COMPLETED", describe(completed)
@@ -98,7 +100,9 @@ def test_worker_sigkill_mid_simulation_retries_or_fails_worker_lost(client, stac
 
 def _simulations(worker) -> list[int]:
     return [
-        pid for pid in descendants(worker.pid) if "gridlabd" in cmdline(pid) or "glm" in cmdline(pid)
+        pid
+        for pid in descendants(worker.pid)
+        if "gridlabd" in cmdline(pid) or "glm" in cmdline(pid)
     ]
 
 
@@ -148,7 +152,9 @@ def test_redis_outage_with_runs_queued_and_running(client, stack):
         assert run["state"] == "COMPLETED", describe(run)
         assert run["attempt"] == 1 and running_entries(run) == 1, describe(run)
         assert run["artifacts"] and not any(a["partial"] for a in run["artifacts"])
-    print(f"all {len(ended)} runs COMPLETED {time.monotonic() - down_at:.1f} s after the outage began")
+    print(
+        f"all {len(ended)} runs COMPLETED {time.monotonic() - down_at:.1f} s after the outage began"
+    )
 
 
 # --- the API restarts -----------------------------------------------------------------------

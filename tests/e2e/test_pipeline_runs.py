@@ -265,9 +265,7 @@ def test_cancel_running_simulation_stops_it_fast(client, stack):
     rows = csv_rows(fetch_artifact(client, run, "long_hourly.csv"))
     assert len(rows) >= 1
     # The simulation process is gone: no worker has a GridLAB-D child left.
-    wait_until(
-        lambda: not _simulations(stack), 10, "the cancelled simulation's process to exit"
-    )
+    wait_until(lambda: not _simulations(stack), 10, "the cancelled simulation's process to exit")
 
 
 def _simulations(stack) -> list[int]:
