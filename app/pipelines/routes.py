@@ -87,9 +87,10 @@ class Pipeline(ClientView):
     def delete(self, pipeline_id: str) -> None:
         """Delete a pipeline, its files and its finished runs (409 while a run is unfinished)."""
         pipeline = queries.get_pipeline(db.session, pipeline_id)
-        prefix = services.delete_pipeline(db.session, pipeline)
+        prefixes = services.delete_pipeline(db.session, pipeline)
         db.session.commit()
-        store().delete_prefix(prefix)
+        for prefix in prefixes:
+            store().delete_prefix(prefix)
 
 
 @blp.route("/<pipeline_id>/files")

@@ -6,12 +6,14 @@ from __future__ import annotations
 import uuid
 from typing import Any, BinaryIO
 
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.errors import Conflict
 from app.pipelines.models import Pipeline, PipelineFile, PipelineRun
 from app.pipelines.queries import has_unfinished_runs
+from app.runs.models import Run
 from app.runs.services import record_creation
 from app.storage import ObjectStore
 
@@ -38,19 +40,26 @@ def _with_default_timeout(data: dict[str, Any], settings: Settings) -> dict[str,
     return data
 
 
-def delete_pipeline(session: Session, pipeline: Pipeline) -> str:
+def delete_pipeline(session: Session, pipeline: Pipeline) -> list[str]:
     """Delete a pipeline with its files and runs; refuse while a run is unfinished.
 
-    Returns the storage prefix whose objects the caller deletes after the commit.
+    Runs are deleted from the shared ``runs`` table (which cascades to their pipeline rows,
+    history, logs and artifact rows). Returns the storage prefixes whose objects the caller
+    deletes after the commit.
     """
     if has_unfinished_runs(session, pipeline.id):
         raise Conflict(
             "Pipeline has unfinished runs; cancel them or wait for them to end",
             {"pipeline_id": ["Has runs that are READY, RUNNING or CANCELLING"]},
         )
+    run_ids = list(
+        session.scalars(select(PipelineRun.id).where(PipelineRun.pipeline_id == pipeline.id))
+    )
+    if run_ids:
+        session.execute(delete(Run).where(Run.id.in_(run_ids)))
     session.delete(pipeline)
     session.flush()
-    return f"pipelines/{pipeline.id}/"
+    return [f"pipelines/{pipeline.id}/", *(f"runs/{run_id}/" for run_id in run_ids)]
 
 
 def store_file(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 API = "/api/v1.0/pipelines"
 
@@ -86,3 +87,27 @@ def test_files_of_missing_pipeline_are_404(client, client_headers):
     response = client.post(f"{API}/nope/files?name=a.glm", data=b"x", headers=client_headers)
     assert response.status_code == 404
     assert client.get(f"{API}/nope/files", headers=client_headers).status_code == 404
+
+
+def test_delete_removes_finished_runs_and_their_artifacts(
+    app, client, client_headers, worker_headers, pipeline, run
+):
+    from app.extensions import db
+    from app.runs.models import Run, RunLogLine
+
+    worker = f"/api/v1.0/worker/runs/{run['id']}"
+    client.post(f"{worker}/claim", json={"worker_id": "w"}, headers=worker_headers)
+    client.post(
+        f"{worker}/logs",
+        json={"attempt": 1, "first_seq": 1, "lines": ["x"]},
+        headers=worker_headers,
+    )
+    client.put(f"{worker}/artifacts/out.csv?attempt=1", data=b"1", headers=worker_headers)
+    client.post(
+        f"{worker}/state", json={"attempt": 1, "state": "COMPLETED"}, headers=worker_headers
+    )
+    stored = app.config["SETTINGS"].ARTIFACTS_DIR
+    assert list(Path(stored, "runs").rglob("out.csv"))
+    assert client.delete(f"{API}/{pipeline['id']}", headers=client_headers).status_code == 204
+    assert db.session.query(Run).count() == 0 and db.session.query(RunLogLine).count() == 0
+    assert not list(Path(stored, "runs").rglob("out.csv"))
