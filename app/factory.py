@@ -10,12 +10,13 @@ from flasgger import Swagger
 from flask import Flask, request
 from sqlalchemy import event
 
-from app import cli, storage
+from app import cli
 from app.auth import decorators as auth
 from app.config import Settings
 from app.errors import register_error_handlers
 from app.extensions import api, db, migrate
 from app.runs import broker
+from app.storage import extension as storage
 
 API_VERSION = "1.0"
 

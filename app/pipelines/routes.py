@@ -30,7 +30,7 @@ from app.runs import queries as run_queries
 from app.runs.idempotency import idempotent
 from app.runs.schemas import LogPageSchema, LogQuerySchema, RunStateQuerySchema
 from app.runs.services import lock_run, request_cancel
-from app.storage import store
+from app.storage.extension import store
 from app.uploads import limited_body
 
 blp = Blueprint(

@@ -30,7 +30,7 @@ from app.runs.schemas import (
     ProgressReportSchema,
 )
 from app.runs.states import ErrorType, RunState
-from app.storage import store
+from app.storage.extension import store
 from app.uploads import limited_body
 
 blp = Blueprint(

@@ -2,17 +2,18 @@
 
 Both stores stream: an upload is read from the request in chunks and hashed on the way,
 a download is served in chunks (local) or by a presigned URL (S3), so a 1 GB artifact is
-never held in memory.
+never held in memory. This package has no Flask in it (the worker uses ``s3.s3_client``);
+``extension`` binds a store to the API app.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from flask import Flask, current_app
-
 from app.config import Settings
 from app.storage.hashing import StoredObject
+from app.storage.local import LocalStore
+from app.storage.s3 import S3Store
 
 
 class ObjectStore(Protocol):
@@ -30,21 +31,7 @@ class ObjectStore(Protocol):
 
 
 def build_store(settings: Settings) -> ObjectStore:
-    if settings.uses_s3:
-        from app.storage.s3 import S3Store
-
-        return S3Store(settings)
-    from app.storage.local import LocalStore
-
-    return LocalStore(settings.ARTIFACTS_DIR)
+    return S3Store(settings) if settings.uses_s3 else LocalStore(settings.ARTIFACTS_DIR)
 
 
-def init_app(app: Flask, settings: Settings) -> None:
-    app.extensions["object_store"] = build_store(settings)
-
-
-def store() -> ObjectStore:
-    return current_app.extensions["object_store"]
-
-
-__all__ = ["ObjectStore", "StoredObject", "build_store", "init_app", "store"]
+__all__ = ["ObjectStore", "StoredObject", "build_store"]
