@@ -9,6 +9,7 @@ start it.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import Celery
 from flask import Flask, current_app
@@ -27,18 +28,25 @@ def init_app(app: Flask, settings: Settings) -> None:
     app.extensions["celery_client"] = client
 
 
-def publish(run: Run) -> bool:
-    """Send ``run``'s task; on success stamp ``dispatched_at``. Return whether it was sent."""
+def send(task_name: str, args: list[Any]) -> bool:
+    """Publish one task message; return False (and log) if the broker cannot take it."""
     client: Celery = current_app.extensions["celery_client"]
     try:
         client.send_task(
-            run.task_name,
-            args=[run.id],
+            task_name,
+            args=args,
             retry=True,
             retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2},
         )
     except Exception as exc:  # noqa: BLE001 - any broker failure means "not sent yet"
-        log.warning("Broker unavailable, run %s left for the sweeper: %s", run.id, exc)
+        log.warning("Broker unavailable, %s left for the sweeper: %s", task_name, exc)
+        return False
+    return True
+
+
+def publish(run: Run) -> bool:
+    """Send ``run``'s task; on success stamp ``dispatched_at``. Return whether it was sent."""
+    if not send(run.task_name, [run.id]):
         return False
     mark_dispatched(run)
     return True

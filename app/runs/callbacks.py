@@ -12,19 +12,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import logging
 
-from celery import Celery
-from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.celery_config import TASK_DELIVER_CALLBACK
+from app.runs import broker
 from app.runs.models import Run
 from app.runs.states import FINAL_STATES
 from app.timeutil import utcnow
 
-log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Signature-256"
 
 
@@ -58,16 +55,12 @@ def publish_callbacks(session: Session, secret: str, batch: int = 100) -> int:
         .limit(batch)
         .with_for_update(skip_locked=True)
     ).all()
-    client: Celery = current_app.extensions["celery_client"]
     published = 0
     for run in runs:
         body = callback_body(run)
         headers = {SIGNATURE_HEADER: sign(body, secret)} if secret else {}
-        try:
-            client.send_task(TASK_DELIVER_CALLBACK, args=[run.callback_url, body, headers])
-        except Exception as exc:  # noqa: BLE001 - broker down: next sweep retries
-            log.warning("Could not publish callback of run %s: %s", run.id, exc)
-            break
+        if not broker.send(TASK_DELIVER_CALLBACK, [run.callback_url, body, headers]):
+            break  # broker down: the next sweep retries
         run.callback_published_at = utcnow()
         published += 1
     session.commit()
