@@ -41,6 +41,11 @@ FAST_RECOVERY = {
     "WORKER_HEARTBEAT_SECONDS": "1",
 }
 
+# Test servers that runs may legitimately reach (inputs, callbacks) listen on this loopback
+# address, the only one the stack allows (OUTBOUND_ALLOWED_HOSTS); 127.0.0.1 stays
+# forbidden, so a server there proves that the SSRF guard holds.
+ALLOWED_TEST_HOST = "127.0.0.2"
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -327,9 +332,13 @@ def worker_service(
 
 
 class FileServer:
-    """Serves a folder on 127.0.0.1 from a thread and records the paths requested."""
+    """Serves a folder from a thread and records the paths requested.
 
-    def __init__(self, root: Path):
+    It listens on ALLOWED_TEST_HOST unless told otherwise: pass ``host="127.0.0.1"`` for a
+    server that the service must never reach.
+    """
+
+    def __init__(self, root: Path, host: str = ALLOWED_TEST_HOST):
         self.root = root
         self.requests: list[tuple[str, int]] = []
         server = self
@@ -344,8 +353,8 @@ class FileServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.httpd = http.server.ThreadingHTTPServer((host, 0), Handler)
+        self.url = f"http://{host}:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def __enter__(self) -> FileServer:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tests.conftest import create_postgres_database, drop_postgres_database
 from tests.e2e.harness import (
+    ALLOWED_TEST_HOST,
     FAST_RECOVERY,
     PYTHON,
     TERMINAL,
@@ -72,6 +73,7 @@ class Stack:
             "INSTANCE_DIR": str(self.root / "instance"),
             "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
+            "OUTBOUND_ALLOWED_HOSTS": ALLOWED_TEST_HOST,
             **FAST_RECOVERY,
         }
 
