@@ -1,11 +1,14 @@
-"""Domain errors and the one JSON error shape: ``{"message": ..., "errors": {...}}``.
+"""Domain errors and the one JSON error shape: ``{"code", "message", "errors"}``.
 
 Services raise these; ``register_error_handlers`` turns each into its HTTP status, so no
-route decides a status code for a failure by itself.
+route decides a status code for a failure by itself. ``code`` is the machine-readable
+reason: clients (and the worker) branch on it, never on the status alone, because one
+status covers several situations (a 409 may be a stale attempt or a log gap).
 """
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify
@@ -14,15 +17,64 @@ from werkzeug.exceptions import HTTPException
 from app.extensions import db
 
 
+class ErrorCode(str, enum.Enum):
+    """Every ``code`` an error body can carry; a contract, listed in the README."""
+
+    BAD_REQUEST = "BAD_REQUEST"  # malformed request (JSON syntax, forbidden characters)
+    UNAUTHORIZED = "UNAUTHORIZED"  # no key, or an unknown or revoked one
+    FORBIDDEN = "FORBIDDEN"  # the key lacks the permission
+    NOT_FOUND = "NOT_FOUND"
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+    VALIDATION_FAILED = "VALIDATION_FAILED"  # a field is wrong; ``errors`` says which
+    CONFLICT = "CONFLICT"  # any other state conflict
+    INVALID_TRANSITION = "INVALID_TRANSITION"  # the run's state does not allow the change
+    RUN_ENDED = "RUN_ENDED"  # cancel of a run that already ended
+    RUN_NOT_CLAIMABLE = "RUN_NOT_CLAIMABLE"  # claim of a run that is not READY and due
+    STALE_ATTEMPT = "STALE_ATTEMPT"  # a worker write from an attempt that lost the run
+    LOG_GAP = "LOG_GAP"  # log lines would leave a hole; ``errors.first_seq`` says where
+    RUN_NOT_FINISHED = "RUN_NOT_FINISHED"  # delete while a run is unfinished
+    IDEMPOTENCY_MISMATCH = "IDEMPOTENCY_MISMATCH"  # key reused with another body
+    IDEMPOTENCY_IN_PROGRESS = "IDEMPOTENCY_IN_PROGRESS"  # first request still running
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+
+
+_CODE_OF_STATUS = {
+    400: ErrorCode.BAD_REQUEST,
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    409: ErrorCode.CONFLICT,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    422: ErrorCode.VALIDATION_FAILED,
+    503: ErrorCode.SERVICE_UNAVAILABLE,
+}
+
+
+def code_for_status(status: int) -> ErrorCode:
+    """The generic code of an HTTP status (errors that carry no code of their own)."""
+    return _CODE_OF_STATUS.get(status, ErrorCode.INTERNAL_ERROR)
+
+
 class DomainError(Exception):
     """Base of errors a client can act on; ``status`` is the HTTP answer."""
 
     status = 400
 
-    def __init__(self, message: str, errors: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        message: str,
+        errors: dict[str, Any] | None = None,
+        code: ErrorCode | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.errors = errors or {}
+        self.code = code or code_for_status(self.status)
 
 
 class NotFound(DomainError):
@@ -39,15 +91,21 @@ class ValidationFailed(DomainError):
     status = 422
 
 
-def error_response(status: int, message: str, errors: dict[str, Any] | None = None) -> Response:
-    response = jsonify({"message": message, "errors": errors or {}})
+def error_response(
+    status: int,
+    message: str,
+    errors: dict[str, Any] | None = None,
+    code: ErrorCode | None = None,
+) -> Response:
+    code = code or code_for_status(status)
+    response = jsonify({"code": code.value, "message": message, "errors": errors or {}})
     response.status_code = status
     return response
 
 
 def _handle_domain_error(error: DomainError) -> Response:
     db.session.rollback()
-    return error_response(error.status, error.message, error.errors)
+    return error_response(error.status, error.message, error.errors, error.code)
 
 
 def _handle_http_exception(error: HTTPException) -> Response:
@@ -82,7 +140,7 @@ def _summarize(errors: dict[str, Any], prefix: str = "") -> str:
 def _handle_unexpected(error: Exception) -> Response:
     db.session.rollback()
     current_app.logger.exception("Unhandled error", exc_info=error)
-    return error_response(500, "Internal server error")
+    return error_response(500, "Internal server error", code=ErrorCode.INTERNAL_ERROR)
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -133,7 +133,7 @@ def claimed_run(base: str, database: BenchDatabase) -> tuple[str, str]:
     worker = f"{base}/api/v1.0/worker/runs/{run['id']}"
     requests.post(
         f"{worker}/claim",
-        json={"worker_id": "bench"},
+        json={"worker_id": "bench", "claim_token": "bench"},
         headers={"Authorization": f"Bearer {database.worker_key}"},
     ).raise_for_status()
     return f"{base}/api/v1.0/pipelines/{pipeline['id']}/runs/{run['id']}", worker

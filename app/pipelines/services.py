@@ -10,7 +10,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.errors import Conflict
+from app.errors import Conflict, ErrorCode
 from app.pipelines.models import Pipeline, PipelineFile, PipelineRun
 from app.pipelines.queries import has_unfinished_runs
 from app.runs.models import Run
@@ -51,6 +51,7 @@ def delete_pipeline(session: Session, pipeline: Pipeline) -> list[str]:
         raise Conflict(
             "Pipeline has unfinished runs; cancel them or wait for them to end",
             {"pipeline_id": ["Has runs that are READY, RUNNING or CANCELLING"]},
+            ErrorCode.RUN_NOT_FINISHED,
         )
     run_ids = list(
         session.scalars(select(PipelineRun.id).where(PipelineRun.pipeline_id == pipeline.id))

@@ -17,7 +17,7 @@ from flask import Response, g, jsonify, make_response, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app.errors import Conflict, ValidationFailed
+from app.errors import Conflict, ErrorCode, ValidationFailed
 from app.extensions import db
 from app.runs.models import IdempotencyRecord
 
@@ -40,11 +40,13 @@ def _replay(record: IdempotencyRecord, request_hash: str) -> Response:
         raise ValidationFailed(
             f"{HEADER} was already used with a different request body",
             {HEADER: ["Use a new key for a different request"]},
+            ErrorCode.IDEMPOTENCY_MISMATCH,
         )
     if record.status is None:
         raise Conflict(
             f"A request with this {HEADER} is still being processed",
             {HEADER: ["Retry shortly"]},
+            ErrorCode.IDEMPOTENCY_IN_PROGRESS,
         )
     response = jsonify(record.body)
     response.status_code = record.status

@@ -57,6 +57,9 @@ class Run(db.Model):
     # write names its attempt, so a superseded attempt's late writes are refused.
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     worker_id: Mapped[str | None] = mapped_column(String(200))
+    # Names the delivery that claimed the current attempt: a repeat of that same claim (an
+    # HTTP retry after a lost response) gets the same attempt back instead of a 409.
+    claim_token: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     attempt_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -188,4 +191,4 @@ class IdempotencyRecord(db.Model):
     status: Mapped[int | None] = mapped_column(Integer)
     body: Mapped[Any | None] = mapped_column(JSON)
     location: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

@@ -87,6 +87,14 @@ class LogPageSchema(Schema):
 
 class ClaimSchema(Schema):
     worker_id = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    claim_token = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=64),
+        metadata={
+            "description": "Unique per delivery of the run's task; a repeat of the same "
+            "claim returns the same attempt"
+        },
+    )
 
 
 class ClaimResponseSchema(Schema):

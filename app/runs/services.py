@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, ErrorCode, NotFound
 from app.runs.models import Run, RunArtifact, RunLogLine, RunStateChange
 from app.runs.states import RETRYABLE_ERRORS, ErrorType, RunState
 from app.timeutil import utcnow
@@ -50,6 +50,7 @@ def transition(
         raise Conflict(
             f"Run is {run.state.value} and cannot become {target.value}",
             {"state": [f"{run.state.value} -> {target.value} is not allowed"]},
+            ErrorCode.INVALID_TRANSITION,
         )
     now = now or utcnow()
     session.add(
@@ -87,6 +88,7 @@ def request_cancel(session: Session, run: Run) -> None:
         raise Conflict(
             f"Run already ended {run.state.value}; there is nothing to cancel",
             {"state": [f"Run is {run.state.value}"]},
+            ErrorCode.RUN_ENDED,
         )
     if run.state is RunState.CANCELLING:
         return
@@ -103,23 +105,36 @@ def request_cancel(session: Session, run: Run) -> None:
         transition(session, run, RunState.CANCELLING, reason="cancel requested")
 
 
-def claim(session: Session, run: Run, worker_id: str, lease_seconds: int) -> None:
+def claim(
+    session: Session, run: Run, worker_id: str, claim_token: str, lease_seconds: int
+) -> None:
     """Give the run to a worker as a new attempt; only a READY, due run can be claimed.
 
     Prevents a run executing twice: a duplicate or redelivered message finds the run no
-    longer READY and is refused.
+    longer READY and is refused. The same claim repeated (same ``claim_token``: the
+    worker's HTTP client retrying after a lost response) gets its attempt back, with a
+    fresh lease, instead of a 409 that would strand the run RUNNING.
     """
     now = utcnow()
+    if run.state in LIVE_STATES and run.claim_token == claim_token:
+        run.lease_expires_at = now + timedelta(seconds=lease_seconds)
+        session.flush()
+        return
     if run.state is not RunState.READY:
         raise Conflict(
-            f"Run is {run.state.value}, not READY", {"state": [f"Run is {run.state.value}"]}
+            f"Run is {run.state.value}, not READY",
+            {"state": [f"Run is {run.state.value}"]},
+            ErrorCode.RUN_NOT_CLAIMABLE,
         )
     if run.not_before is not None and run.not_before > now:
         raise Conflict(
-            "Run is waiting for its retry back-off", {"not_before": [str(run.not_before)]}
+            "Run is waiting for its retry back-off",
+            {"not_before": [str(run.not_before)]},
+            ErrorCode.RUN_NOT_CLAIMABLE,
         )
     run.attempt += 1
     run.worker_id = worker_id
+    run.claim_token = claim_token
     run.attempt_started_at = now
     run.deadline_at = now + timedelta(seconds=run.timeout_seconds)
     run.lease_expires_at = now + timedelta(seconds=lease_seconds)
@@ -137,6 +152,7 @@ def check_attempt(run: Run, attempt: int) -> None:
                     f"Run is {run.state.value} at attempt {run.attempt}; attempt {attempt} is stale"
                 ]
             },
+            ErrorCode.STALE_ATTEMPT,
         )
 
 
@@ -173,6 +189,7 @@ def append_logs(
         raise Conflict(
             "Log lines would leave a gap",
             {"first_seq": [f"Next expected sequence number is {run.next_log_seq}"]},
+            ErrorCode.LOG_GAP,
         )
     now = utcnow()
     skip = run.next_log_seq - first_seq
@@ -221,7 +238,11 @@ def finish_attempt(
     """A worker reports how its attempt ended; infrastructure failures may be retried."""
     check_attempt(run, attempt)
     if target not in (RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED):
-        raise Conflict("A worker can only end an attempt", {"state": ["Must be a final state"]})
+        raise Conflict(
+            "A worker can only end an attempt",
+            {"state": ["Must be a final state"]},
+            ErrorCode.INVALID_TRANSITION,
+        )
     if target is RunState.FAILED and error and error[0] in RETRYABLE_ERRORS:
         if run.state is RunState.RUNNING and retry_or_fail(session, run, error):
             return

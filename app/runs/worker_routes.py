@@ -59,9 +59,14 @@ class Claim(WorkerView):
     @blp.response(200, ClaimResponseSchema)
     @blp.alt_response(409, description="Not claimable: cancelled, taken, or backing off")
     def post(self, data: dict[str, Any], run_id: str) -> dict[str, Any]:
-        """Start a new attempt of a READY run and return what the worker needs to run it."""
+        """Start a new attempt of a READY run and return what the worker needs to run it.
+
+        Repeating a claim with the same ``claim_token`` returns the same attempt.
+        """
         run = services.lock_run(db.session, run_id)
-        services.claim(db.session, run, data["worker_id"], _lease_seconds())
+        services.claim(
+            db.session, run, data["worker_id"], data["claim_token"], _lease_seconds()
+        )
         response = {
             "run_id": run.id,
             "kind": run.kind,

@@ -3,6 +3,7 @@ artifacts, cancellation, retries and the sweeper."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -22,8 +23,10 @@ def urls(pipeline, run):
     return {"run": base, "worker": f"{W}/{run['id']}"}
 
 
-def claim(client, headers, urls, worker="w1"):
-    return client.post(f"{urls['worker']}/claim", json={"worker_id": worker}, headers=headers)
+def claim(client, headers, urls, worker="w1", token=None):
+    """Claim as a new delivery (a fresh claim token) unless ``token`` repeats one."""
+    body = {"worker_id": worker, "claim_token": token or uuid.uuid4().hex}
+    return client.post(f"{urls['worker']}/claim", json=body, headers=headers)
 
 
 def get_run(client, headers, urls):
@@ -48,11 +51,29 @@ def test_claim_once_only(client, worker_headers, urls):
     assert first.status_code == 200 and first.get_json()["attempt"] == 1
     second = claim(client, worker_headers, urls, worker="w2")
     assert second.status_code == 409  # a duplicate message never runs the job twice
+    assert second.get_json()["code"] == "RUN_NOT_CLAIMABLE"
+
+
+def test_a_repeated_claim_gets_the_same_attempt(client, client_headers, worker_headers, urls):
+    first = claim(client, worker_headers, urls, token="delivery-1")
+    again = claim(client, worker_headers, urls, token="delivery-1")
+    assert again.status_code == 200, again.get_json()
+    assert again.get_json()["attempt"] == first.get_json()["attempt"] == 1
+    assert again.get_json()["job"] == first.get_json()["job"]
+    body = get_run(client, client_headers, urls)
+    assert [s["state"] for s in body["states"]] == ["READY", "RUNNING"]  # one attempt
+    assert claim(client, worker_headers, urls, token="delivery-2").status_code == 409
+    assert finish(client, worker_headers, urls, 1, "COMPLETED").status_code == 200
+    ended = claim(client, worker_headers, urls, token="delivery-1")  # too late: it ended
+    assert ended.status_code == 409 and ended.get_json()["code"] == "RUN_NOT_CLAIMABLE"
 
 
 def test_claim_of_missing_run_is_404(client, worker_headers):
-    response = client.post(f"{W}/nope/claim", json={"worker_id": "w"}, headers=worker_headers)
+    response = client.post(
+        f"{W}/nope/claim", json={"worker_id": "w", "claim_token": "t"}, headers=worker_headers
+    )
     assert response.status_code == 404
+    assert response.get_json()["code"] == "NOT_FOUND"
 
 
 def test_full_attempt_is_recorded(client, client_headers, worker_headers, urls):
@@ -92,7 +113,8 @@ def test_logs_resend_is_harmless_and_gap_is_refused(client, client_headers, work
     )
     post(1, ["a", "b"])
     assert post(1, ["a", "b", "c"]).get_json() == {"next_seq": 4}
-    assert post(9, ["z"]).status_code == 409
+    gap = post(9, ["z"])
+    assert gap.status_code == 409 and gap.get_json()["code"] == "LOG_GAP"
     page = client.get(f"{urls['run']}/logs?after=1", headers=client_headers).get_json()
     assert [(line["seq"], line["line"]) for line in page["lines"]] == [(2, "b"), (3, "c")]
     assert page["next_after"] == 3 and page["complete"] is False
@@ -141,7 +163,7 @@ def test_cancel_finished_run_is_409_with_reason(client, client_headers, worker_h
     claim(client, worker_headers, urls)
     finish(client, worker_headers, urls, 1, "COMPLETED")
     response = client.post(f"{urls['run']}/cancel", headers=client_headers)
-    assert response.status_code == 409
+    assert response.status_code == 409 and response.get_json()["code"] == "RUN_ENDED"
     assert "COMPLETED" in response.get_json()["message"]
 
 
@@ -149,7 +171,7 @@ def test_terminal_state_never_flips(client, client_headers, worker_headers, urls
     claim(client, worker_headers, urls)
     finish(client, worker_headers, urls, 1, "FAILED", {"type": "MODEL_ERROR", "message": "m"})
     late = finish(client, worker_headers, urls, 1, "COMPLETED")
-    assert late.status_code == 409
+    assert late.status_code == 409 and late.get_json()["code"] == "STALE_ATTEMPT"
     for path, body in [
         ("heartbeat", {"attempt": 1}),
         ("progress", {"attempt": 1, "percent": 1}),
@@ -157,6 +179,7 @@ def test_terminal_state_never_flips(client, client_headers, worker_headers, urls
     ]:
         response = client.post(f"{urls['worker']}/{path}", json=body, headers=worker_headers)
         assert response.status_code == 409, path
+        assert response.get_json()["code"] == "STALE_ATTEMPT", path
     assert get_run(client, client_headers, urls)["state"] == "FAILED"
 
 
@@ -181,7 +204,8 @@ def test_lost_worker_is_retried_then_fails(app, client, client_headers, worker_h
     assert sweep_once(db.session, settings)["expired"] == 1
     body = get_run(client, client_headers, urls)
     assert body["state"] == "READY" and "WORKER_LOST" in body["states"][-1]["reason"]
-    assert claim(client, worker_headers, urls).status_code == 409  # backing off
+    backing_off = claim(client, worker_headers, urls)
+    assert backing_off.status_code == 409 and backing_off.get_json()["code"] == "RUN_NOT_CLAIMABLE"
     _make_due(run["id"])
     second = claim(client, worker_headers, urls, worker="w2")
     assert second.get_json()["attempt"] == 2
@@ -276,7 +300,7 @@ def test_artifact_from_stale_attempt_is_refused(client, worker_headers, urls):
     response = client.put(
         f"{urls['worker']}/artifacts/x.csv?attempt=7", data=b"1", headers=worker_headers
     )
-    assert response.status_code == 409
+    assert response.status_code == 409 and response.get_json()["code"] == "STALE_ATTEMPT"
 
 
 def test_worker_file_download(client, client_headers, worker_headers, pipeline, urls):
