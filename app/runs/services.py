@@ -105,9 +105,7 @@ def request_cancel(session: Session, run: Run) -> None:
         transition(session, run, RunState.CANCELLING, reason="cancel requested")
 
 
-def claim(
-    session: Session, run: Run, worker_id: str, claim_token: str, lease_seconds: int
-) -> None:
+def claim(session: Session, run: Run, worker_id: str, claim_token: str, lease_seconds: int) -> None:
     """Give the run to a worker as a new attempt; only a READY, due run can be claimed.
 
     Prevents a run executing twice: a duplicate or redelivered message finds the run no

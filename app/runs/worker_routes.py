@@ -64,9 +64,7 @@ class Claim(WorkerView):
         Repeating a claim with the same ``claim_token`` returns the same attempt.
         """
         run = services.lock_run(db.session, run_id)
-        services.claim(
-            db.session, run, data["worker_id"], data["claim_token"], _lease_seconds()
-        )
+        services.claim(db.session, run, data["worker_id"], data["claim_token"], _lease_seconds())
         response = {
             "run_id": run.id,
             "kind": run.kind,

@@ -96,7 +96,9 @@ def test_delete_removes_finished_runs_and_their_artifacts(
     from app.runs.models import Run, RunLogLine
 
     worker = f"/api/v1.0/worker/runs/{run['id']}"
-    client.post(f"{worker}/claim", json={"worker_id": "w", "claim_token": "t"}, headers=worker_headers)
+    client.post(
+        f"{worker}/claim", json={"worker_id": "w", "claim_token": "t"}, headers=worker_headers
+    )
     client.post(
         f"{worker}/logs",
         json={"attempt": 1, "first_seq": 1, "lines": ["x"]},
