@@ -79,6 +79,10 @@ class Settings:
     SWEEPER_ENABLED: bool = True
 
     CALLBACK_SIGNING_SECRET: str = ""
+    OUTBOUND_ALLOWED_HOSTS: str = ""
+    INPUT_S3_BUCKETS: str = ""
+    IDEMPOTENCY_PENDING_SECONDS: float = 60.0
+    IDEMPOTENCY_TTL_SECONDS: int = 86400
     AUTH_CACHE_SECONDS: float = 10.0
 
     WORKER_API_SERVER: str = "http://127.0.0.1:5000"

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlparse
-
 from flask import current_app
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from app.filenames import name_problem
+from app.outbound import OutboundPolicy, policy_for
 from app.runs.schemas import ArtifactSchema, RunFieldsSchema
 
 PARAMETER_NAME = validate.Regexp(
     r"^[A-Za-z_][A-Za-z0-9_.]{0,99}$",
     error="Parameter names start with a letter or '_' and contain letters, digits, '_', '.'",
 )
-INPUT_SCHEMES = ("http", "https", "s3")
 
 
 def _check_name(value: str) -> None:
@@ -113,13 +111,13 @@ class InputSchema(Schema):
 
     @validates("url")
     def _allowed_url(self, value: str, **_: object) -> None:
-        parsed = urlparse(value)
-        if parsed.scheme not in INPUT_SCHEMES:
-            raise ValidationError("Only http, https and s3 URLs are accepted")
-        if not parsed.netloc:
-            raise ValidationError("The URL has no host (or bucket)")
-        if parsed.scheme == "s3" and not parsed.path.strip("/"):
-            raise ValidationError("An s3 URL names a bucket and a key: s3://bucket/key")
+        problem = _outbound_policy().input_url_problem(value)
+        if problem:
+            raise ValidationError(problem)
+
+
+def _outbound_policy() -> OutboundPolicy:
+    return policy_for(current_app.config["SETTINGS"])
 
 
 class RunCreateSchema(Schema):
@@ -133,6 +131,12 @@ class RunCreateSchema(Schema):
     timeout_seconds = Timeout(
         metadata={"description": "Overrides the pipeline's timeout for this run"}
     )
+
+    @validates("callback_url")
+    def _reachable_callback(self, value: str | None, **_: object) -> None:
+        problem = value and _outbound_policy().http_url_problem(value)
+        if problem:
+            raise ValidationError(problem)
 
     @validates("inputs")
     def _unique_names(self, value: list[dict], **_: object) -> None:

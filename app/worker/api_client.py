@@ -14,11 +14,39 @@ log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
-    """The API refused a request or could not be reached."""
+    """The API refused a request (``code`` says why) or could not be reached (no code)."""
+
+    def __init__(self, message: str, code: str | None = None):
+        super().__init__(message)
+        self.code = code
 
 
 class StaleAttempt(ApiError):
-    """409: this attempt no longer owns the run (cancelled, taken over, ended)."""
+    """STALE_ATTEMPT: this attempt no longer owns the run (cancelled, taken over, ended)."""
+
+
+class NotClaimable(ApiError):
+    """RUN_NOT_CLAIMABLE: the run is not READY and due (another delivery took it, it was
+    cancelled, or it is backing off before a retry): this delivery has nothing to do."""
+
+
+# The error codes (app/errors.py ErrorCode) the worker acts on; any other refusal is an
+# ApiError. Branching on the code, not the status: a 409 can mean several things.
+_ERRORS_BY_CODE: dict[str, type[ApiError]] = {
+    "STALE_ATTEMPT": StaleAttempt,
+    "RUN_NOT_CLAIMABLE": NotClaimable,
+}
+
+
+def _error_of(method: str, path: str, response: requests.Response) -> ApiError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    code = body.get("code") if isinstance(body, dict) else None
+    message = body.get("message") if isinstance(body, dict) else None
+    text = f"{method} {path}: HTTP {response.status_code} {code or ''} {message or ''}"
+    return _ERRORS_BY_CODE.get(code or "", ApiError)(text.strip()[:500], code)
 
 
 def _retrying_session(token: str) -> requests.Session:
@@ -49,8 +77,15 @@ class WorkerApi:
         self.server = server.rstrip("/")
         self.run_id = run_id
         self.timeout = timeout
+        self._token = token
         self.session = _retrying_session(token)
         self.attempt = 0
+
+    def clone(self) -> WorkerApi:
+        """The same run and attempt over its own connections (for another thread)."""
+        other = WorkerApi(self.server, self._token, self.run_id, self.timeout)
+        other.attempt = self.attempt
+        return other
 
     def _url(self, path: str) -> str:
         if path.startswith("/"):
@@ -62,14 +97,14 @@ class WorkerApi:
             response = self.session.request(method, self._url(path), timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
             raise ApiError(f"{method} {path}: {type(exc).__name__}") from exc
-        if response.status_code == 409:
-            raise StaleAttempt(response.json().get("message", "conflict"))
         if response.status_code >= 400:
-            raise ApiError(f"{method} {path}: HTTP {response.status_code} {response.text[:300]}")
+            raise _error_of(method, path, response)
         return response
 
-    def claim(self, worker_id: str) -> dict[str, Any]:
-        claim = self._call("POST", "claim", json={"worker_id": worker_id}).json()
+    def claim(self, worker_id: str, claim_token: str) -> dict[str, Any]:
+        """Start an attempt; the token makes a retried POST return the same attempt."""
+        body = {"worker_id": worker_id, "claim_token": claim_token}
+        claim = self._call("POST", "claim", json=body).json()
         self.attempt = claim["attempt"]
         return claim
 

@@ -19,6 +19,7 @@ import requests
 
 from app.config import Settings
 from app.filenames import name_problem
+from app.outbound import OutboundRefused, guarded_session, policy_for
 from app.storage.s3 import s3_client
 from app.worker.api_client import WorkerApi
 
@@ -91,7 +92,11 @@ def fetch_files(job: JobDir, api: WorkerApi, files: list[dict[str, Any]]) -> Non
 
 
 def fetch_inputs(job: JobDir, settings: Settings, inputs: list[dict[str, str]]) -> None:
-    """Download each input by its URL (http, https or s3) under its name."""
+    """Download each input by its URL (http, https or s3) under its name.
+
+    The URL was checked when the run was created; it is checked again here, where the
+    request is made (app/outbound.py), because DNS answers and redirects can change.
+    """
     for item in inputs:
         name, url = item["name"], item["url"]
         job.path_for(name)
@@ -99,23 +104,29 @@ def fetch_inputs(job: JobDir, settings: Settings, inputs: list[dict[str, str]]) 
             job.write(name, _stream(settings, url))
         except InputError:
             raise
+        except OutboundRefused as exc:
+            raise InputError(f"Input {name!r} was not fetched from {url}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - every fetch failure is the input's
             raise InputError(f"Input {name!r} could not be fetched from {url}: {exc}") from exc
 
 
 def _stream(settings: Settings, url: str) -> Iterable[bytes]:
+    policy = policy_for(settings)
     scheme = urlparse(url).scheme
     if scheme in ("http", "https"):
-        return _http_stream(url)
+        return _http_stream(guarded_session(policy), url)
     if scheme == "s3":
+        problem = policy.s3_url_problem(url)
+        if problem:
+            raise OutboundRefused(problem)
         return _s3_stream(settings, url)
     raise InputError(f"Unsupported URL scheme {scheme!r} (http, https and s3 only)")
 
 
-def _http_stream(url: str) -> Iterable[bytes]:
-    # No credentials of ours go to a user-supplied URL: a bare request, no redirects
-    # to other schemes (requests only follows http/https).
-    response = requests.get(url, stream=True, timeout=30)
+def _http_stream(session: requests.Session, url: str) -> Iterable[bytes]:
+    # No credentials of ours go to a user-supplied URL: a bare request through the
+    # guarded session (every connection, redirects included, is checked).
+    response = session.get(url, stream=True, timeout=30)
     if response.status_code != 200:
         raise InputError(f"GET {url} answered HTTP {response.status_code}")
     return response.iter_content(CHUNK)

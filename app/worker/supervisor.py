@@ -1,11 +1,12 @@
 """Run the simulation process and report on it while it runs.
 
 The process gets its own session (process group), so a stop reaches everything it
-started. While it runs, this loop streams its console to the API in batches, reports
-progress from the simulation clock, renews the attempt's lease, and stops the process
-when the run is cancelled (the heartbeat answers CANCELLING) or overruns its timeout:
-SIGINT first (GridLAB-D stops at the next step and flushes its outputs), SIGKILL to the
-whole group after the grace period.
+started. While it runs, this loop streams its console to the API in batches, hands
+progress from the simulation clock to the lease keeper (which renews the attempt's lease
+for the whole attempt, see lease.py), and stops the process when the run is cancelled
+(the keeper heard CANCELLING) or overruns its timeout: SIGINT first (GridLAB-D stops at
+the next step and flushes its outputs), SIGKILL to the whole group after the grace
+period.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 from app.config import Settings
 from app.worker import console
 from app.worker.api_client import ApiError, StaleAttempt, WorkerApi
+from app.worker.lease import LeaseKeeper
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -103,8 +105,15 @@ class ConsoleReader(threading.Thread):
 class Supervisor:
     """Runs one simulation process for one attempt and reports while it runs."""
 
-    def __init__(self, api: WorkerApi, settings: Settings, next_log_seq: int, timeout: float):
-        self.api, self.settings, self.timeout = api, settings, timeout
+    def __init__(
+        self,
+        api: WorkerApi,
+        lease: LeaseKeeper,
+        settings: Settings,
+        next_log_seq: int,
+        timeout: float,
+    ):
+        self.api, self.lease, self.settings, self.timeout = api, lease, settings, timeout
         self.next_seq = next_log_seq
         self.outcome = Outcome()
         self._unsent: list[str] = []
@@ -131,7 +140,7 @@ class Supervisor:
 
     def _watch(self, process: subprocess.Popen, reader: ConsoleReader) -> None:
         started = time.monotonic()
-        self._next_beat = self._next_flush = started
+        self._next_flush = started
         self._last_progress: tuple[float | None, str | None] = (None, None)
         interrupt_at: float | None = None
         while process.poll() is None:
@@ -144,6 +153,11 @@ class Supervisor:
                 return
             except ApiError as exc:  # the API is unreachable: keep running, retry later
                 log.warning("Run %s: report failed: %s", self.api.run_id, exc)
+            if self.lease.lost.is_set():
+                self.outcome.abandoned = True
+                return
+            if self.outcome.stopped_for is None and self.lease.cancel_requested.is_set():
+                self.outcome.stopped_for = "cancel"
             if self.outcome.stopped_for is None and now - started > self.timeout:
                 self.outcome.stopped_for = "timeout"
             if self.outcome.stopped_for and interrupt_at is None:
@@ -155,21 +169,14 @@ class Supervisor:
                 process.wait(timeout=POLL)  # returns the moment the simulation ends
 
     def _report(self, reader: ConsoleReader, now: float) -> None:
-        """Send due log lines; renew the lease (with progress when it moved)."""
+        """Send due log lines; hand moved progress to the lease keeper."""
         if now >= self._next_flush:
             self._send_logs(reader)
             self._next_flush = now + self.settings.WORKER_LOG_FLUSH_SECONDS
-        if now < self._next_beat:
-            return
         progress = reader.progress()
         if progress != self._last_progress and progress[0] is not None:
-            status = self.api.progress(*progress)
+            self.lease.report_progress(*progress)
             self._last_progress = progress
-        else:
-            status = self.api.heartbeat()
-        self._next_beat = now + self.settings.WORKER_HEARTBEAT_SECONDS
-        if status.get("cancel_requested") and self.outcome.stopped_for is None:
-            self.outcome.stopped_for = "cancel"
 
     def _send_logs(self, reader: ConsoleReader, final: bool = False) -> None:
         self._unsent.extend(reader.take_pending())

@@ -7,15 +7,18 @@ import os
 import socket
 import sys
 import threading
+import uuid
 from typing import Any
 
 import requests
 
 from app.celery_config import TASK_DELIVER_CALLBACK, TASK_PIPELINE_RUN
+from app.outbound import OutboundRefused, guarded_session, policy_for
 from app.runs.states import ErrorType
 from app.worker import jobdir
-from app.worker.api_client import ApiError, StaleAttempt, WorkerApi
+from app.worker.api_client import ApiError, NotClaimable, StaleAttempt, WorkerApi
 from app.worker.celery_app import celery_app, settings
+from app.worker.lease import LeaseKeeper
 from app.worker.outcome import classify
 from app.worker.supervisor import Supervisor
 
@@ -28,18 +31,25 @@ def worker_id() -> str:
 
 @celery_app.task(name=TASK_PIPELINE_RUN)
 def run_pipeline(run_id: str) -> None:
-    """Claim the run, execute it, and report how it ended."""
+    """Claim the run, execute it, and report how it ended.
+
+    The lease is renewed from the claim to the final report (LeaseKeeper), so downloads
+    and uploads of any length are covered, not only the simulation.
+    """
     api = WorkerApi(settings.WORKER_API_SERVER, settings.WORKER_API_TOKEN, run_id)
     try:
-        claim = api.claim(worker_id())
-    except StaleAttempt as exc:
+        # One token for this delivery: the HTTP client's retry of a claim whose answer was
+        # lost gets the same attempt back.
+        claim = api.claim(worker_id(), uuid.uuid4().hex)
+    except NotClaimable as exc:
         log.info("Run %s not claimable (%s): nothing to do", run_id, exc)
         return
     log.info("Run %s attempt %s claimed", run_id, claim["attempt"])
     job = jobdir.create(settings, run_id, claim["attempt"])
     try:
-        state, error = execute(api, job, claim)
-        api.finish(state, error)
+        with LeaseKeeper(api, settings.WORKER_HEARTBEAT_SECONDS) as lease:
+            state, error = execute(api, lease, job, claim)
+            api.finish(state, error)
         log.info("Run %s attempt %s ended %s", run_id, claim["attempt"], state)
     except StaleAttempt as exc:
         log.warning("Run %s attempt %s superseded: %s", run_id, claim["attempt"], exc)
@@ -50,7 +60,9 @@ def run_pipeline(run_id: str) -> None:
         job.remove()
 
 
-def execute(api: WorkerApi, job: jobdir.JobDir, claim: dict[str, Any]) -> tuple[str, Any]:
+def execute(
+    api: WorkerApi, lease: LeaseKeeper, job: jobdir.JobDir, claim: dict[str, Any]
+) -> tuple[str, Any]:
     """Prepare the job folder, run the simulation, upload its outputs; return the end."""
     spec = claim["job"]
     try:
@@ -59,7 +71,7 @@ def execute(api: WorkerApi, job: jobdir.JobDir, claim: dict[str, Any]) -> tuple[
     except jobdir.InputError as exc:
         return "FAILED", {"type": ErrorType.INPUT_ERROR.value, "message": str(exc), "details": {}}
     before = job.snapshot()
-    supervisor = Supervisor(api, settings, claim["next_log_seq"], claim["timeout_seconds"])
+    supervisor = Supervisor(api, lease, settings, claim["next_log_seq"], claim["timeout_seconds"])
     outcome = supervisor.run(simulation_command(job, spec), jobdir.scratch_env(job))
     if outcome.abandoned:
         raise StaleAttempt("the run was taken from this attempt")
@@ -102,8 +114,17 @@ def _report_failure(api: WorkerApi, exc: Exception) -> None:
     max_retries=8,
 )
 def deliver_callback(url: str, body: str, headers: dict[str, str]) -> None:
-    """POST the signed end-of-run notice; retried with back-off on failure."""
-    response = requests.post(
-        url, data=body, headers={**headers, "Content-Type": "application/json"}, timeout=10
-    )
+    """POST the signed end-of-run notice; retried with back-off on failure.
+
+    The URL was checked when the run was created and is checked again on connecting
+    (app/outbound.py); a refused address is logged and not retried.
+    """
+    session = guarded_session(policy_for(settings))
+    try:
+        response = session.post(
+            url, data=body, headers={**headers, "Content-Type": "application/json"}, timeout=10
+        )
+    except OutboundRefused as exc:
+        log.error("Callback to %s not sent: %s", url, exc)
+        return
     response.raise_for_status()
