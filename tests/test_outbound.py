@@ -7,50 +7,14 @@ forbidden one. Checks at submit are in tests/api/test_outbound_urls.py.
 
 from __future__ import annotations
 
-import http.server
 import ipaddress
-import threading
 from collections.abc import Iterator
 
 import pytest
 
 from app import outbound
 from app.outbound import OutboundPolicy, OutboundRefused, address_problem, guarded_session
-
-
-class Recorder:
-    """A loopback HTTP server that answers 200 (or redirects) and records each request."""
-
-    def __init__(self, host: str, redirect_to: str | None = None):
-        self.paths: list[str] = []
-        recorder = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _answer(self) -> None:
-                recorder.paths.append(self.path)
-                if redirect_to:
-                    self.send_response(302)
-                    self.send_header("Location", redirect_to)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            do_GET = do_POST = _answer  # noqa: N815
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer((host, 0), Handler)
-        self.url = f"http://{host}:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+from tests.http_recorder import Recorder
 
 
 @pytest.fixture

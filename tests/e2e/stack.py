@@ -101,11 +101,13 @@ class Stack:
         self.api = api_service(self.log_dir, self.env(), self.api_port).start()
         self.timings["stack_start_seconds"] = time.monotonic() - started
 
-    def add_worker(self, wait: bool = True, concurrency: int = 2) -> Service:
+    def add_worker(
+        self, wait: bool = True, concurrency: int = 2, api_url: str | None = None
+    ) -> Service:
+        """Start a worker; ``api_url`` makes it reach the API another way (a slow proxy)."""
         self._worker_count += 1
-        worker = worker_service(
-            self.log_dir, self.worker_env(), f"worker{self._worker_count}", concurrency
-        )
+        env = {**self.worker_env(), **({"WORKER_API_SERVER": api_url} if api_url else {})}
+        worker = worker_service(self.log_dir, env, f"worker{self._worker_count}", concurrency)
         (self.root / f"jobs-{worker.name}").mkdir(exist_ok=True)
         worker.env["WORKER_JOBS_DIR"] = str(self.root / f"jobs-{worker.name}")
         self.workers.append(worker)
