@@ -86,7 +86,7 @@ class Pipeline(ClientView):
     @blp.response(204)
     def delete(self, pipeline_id: str) -> None:
         """Delete a pipeline, its files and its finished runs (409 while a run is unfinished)."""
-        pipeline = queries.get_pipeline(db.session, pipeline_id)
+        pipeline = services.lock_pipeline(db.session, pipeline_id, shared=False)
         prefixes = services.delete_pipeline(db.session, pipeline)
         db.session.commit()
         for prefix in prefixes:
@@ -142,7 +142,7 @@ class PipelineRuns(ClientView):
     @blp.response(201, PipelineRunSchema)
     def post(self, data: dict[str, Any], pipeline_id: str) -> Any:
         """Start a run. Send an Idempotency-Key header to make retries safe."""
-        pipeline = queries.get_pipeline(db.session, pipeline_id)
+        pipeline = services.lock_pipeline(db.session, pipeline_id, shared=True)
         run = services.create_run(db.session, pipeline, data)
         db.session.commit()
         if broker.publish(run):

@@ -10,12 +10,32 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.errors import Conflict, ErrorCode
+from app.errors import Conflict, ErrorCode, NotFound
 from app.pipelines.models import Pipeline, PipelineFile, PipelineRun
 from app.pipelines.queries import has_unfinished_runs
 from app.runs.models import Run
 from app.runs.services import record_creation
 from app.storage import ObjectStore
+
+
+def lock_pipeline(session: Session, pipeline_id: str, *, shared: bool) -> Pipeline:
+    """Load a pipeline with a row lock; raise NotFound if it is gone.
+
+    Creating a run or a file takes the lock shared, deleting the pipeline takes it
+    exclusive, so a delete cannot slip between a run's check and its insert: either the
+    run commits first (and the delete sees an unfinished run: 409) or the delete does
+    (and the run creation finds no pipeline: 404). Never a run without its pipeline.
+    SQLite ignores FOR SHARE/UPDATE; its BEGIN IMMEDIATE serializes the writers anyway.
+    """
+    pipeline = session.scalar(
+        select(Pipeline)
+        .where(Pipeline.id == pipeline_id)
+        .with_for_update(read=shared)
+        .execution_options(populate_existing=True)
+    )
+    if pipeline is None:
+        raise NotFound("Pipeline not found", {"pipeline_id": [f"No pipeline {pipeline_id}"]})
+    return pipeline
 
 
 def create_pipeline(session: Session, data: dict[str, Any], settings: Settings) -> Pipeline:
@@ -73,6 +93,11 @@ def store_file(
     """
     key = f"pipelines/{pipeline.id}/files/{uuid.uuid4().hex}"
     stored = store.put_stream(key, body)
+    try:  # the upload took a while: the pipeline may have been deleted meanwhile
+        pipeline = lock_pipeline(session, pipeline.id, shared=True)
+    except NotFound:
+        store.delete_prefix(key)
+        raise
     existing = next((f for f in pipeline.files if f.name == name), None)
     old_key = existing.storage_key if existing else None
     record = existing or PipelineFile(pipeline_id=pipeline.id, name=name)

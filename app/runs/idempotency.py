@@ -4,6 +4,11 @@ The first response to a key is stored with a hash of the request body; a repeat 
 same key and body gets that response again instead of doing the work twice. The key's
 record is inserted in the same transaction as the work, so two concurrent repeats
 serialize on its unique index and the loser replays the winner's answer.
+
+Records never wedge a key: one still without a response after IDEMPOTENCY_PENDING_SECONDS
+belongs to a request that died (a crash between the work and storing its answer) and is
+taken over by the next repeat; every record expires after IDEMPOTENCY_TTL_SECONDS (the
+sweeper deletes them, and an expired one is never replayed).
 """
 
 from __future__ import annotations
@@ -11,15 +16,18 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
-from flask import Response, g, jsonify, make_response, request
-from sqlalchemy import select
+from flask import Response, current_app, g, jsonify, make_response, request
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from app.errors import Conflict, ErrorCode, ValidationFailed
 from app.extensions import db
 from app.runs.models import IdempotencyRecord
+from app.timeutil import utcnow
 
 F = TypeVar("F", bound=Callable[..., Any])
 HEADER = "Idempotency-Key"
@@ -27,12 +35,31 @@ HEADER = "Idempotency-Key"
 
 def _find(key: str) -> IdempotencyRecord | None:
     return db.session.scalar(
-        select(IdempotencyRecord).where(
+        select(IdempotencyRecord)
+        .where(
             IdempotencyRecord.api_key_id == g.api_key_id,
             IdempotencyRecord.key == key,
             IdempotencyRecord.endpoint == request.path,
         )
+        .with_for_update()
     )
+
+
+def _is_dead(record: IdempotencyRecord) -> bool:
+    """Expired, or pending for so long that the request that made it must have died."""
+    settings = current_app.config["SETTINGS"]
+    age = utcnow() - record.created_at
+    if age > timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS):
+        return True
+    return record.status is None and age > timedelta(seconds=settings.IDEMPOTENCY_PENDING_SECONDS)
+
+
+def purge_expired(session: Session, ttl_seconds: int) -> int:
+    """Delete records older than ``ttl_seconds`` (the sweeper calls this); return how many."""
+    cutoff = utcnow() - timedelta(seconds=ttl_seconds)
+    result = session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff))
+    session.commit()
+    return result.rowcount or 0
 
 
 def _replay(record: IdempotencyRecord, request_hash: str) -> Response:
@@ -68,7 +95,10 @@ def idempotent(view: F) -> F:
             raise ValidationFailed(f"Invalid {HEADER}", {HEADER: ["1 to 200 characters"]})
         request_hash = hashlib.sha256(request.get_data()).hexdigest()
         existing = _find(key)
-        if existing is not None:
+        if existing is not None and _is_dead(existing):
+            db.session.delete(existing)  # taken over: this request does the work now
+            db.session.flush()
+        elif existing is not None:
             return _replay(existing, request_hash)
         record = IdempotencyRecord(
             api_key_id=g.api_key_id, key=key, endpoint=request.path, request_hash=request_hash

@@ -5,6 +5,7 @@
 - A live attempt past its timeout plus a grace period (its worker did not stop it) ends
   FAILED with TIMEOUT.
 - An ended run with a ``callback_url`` gets its callback published (see callbacks.py).
+- Idempotency records older than IDEMPOTENCY_TTL_SECONDS are deleted.
 - A READY run that is due and was never published, or was published long ago and never
   claimed (the broker lost the message, e.g. Redis restarted), is published again. A
   duplicate message is harmless: only one claim of a READY run can succeed.
@@ -27,6 +28,7 @@ from app.config import Settings
 from app.extensions import db
 from app.runs import broker, services
 from app.runs.callbacks import publish_callbacks
+from app.runs.idempotency import purge_expired
 from app.runs.models import Run
 from app.runs.services import LIVE_STATES
 from app.runs.states import RunState
@@ -91,6 +93,7 @@ def sweep_once(session: Session, settings: Settings) -> dict[str, int]:
         "timed_out": enforce_timeouts(session, settings),
         "published": publish_waiting(session, settings),
         "callbacks": publish_callbacks(session, settings.CALLBACK_SIGNING_SECRET),
+        "idempotency_purged": purge_expired(session, settings.IDEMPOTENCY_TTL_SECONDS),
     }
 
 

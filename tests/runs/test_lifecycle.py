@@ -7,9 +7,10 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from app.extensions import db
-from app.runs.models import Run
+from app.runs.models import IdempotencyRecord, Run
 from app.runs.states import TRANSITIONS, RunState
 from app.runs.sweeper import sweep_once
 from app.timeutil import utcnow
@@ -276,6 +277,46 @@ def test_idempotent_create_run(client, client_headers, pipeline):
     assert len(client.get(url, headers=client_headers).get_json()["items"]) == 1
     different = client.post(url, json={"parameters": {"A": "3"}}, headers=headers)
     assert different.status_code == 422
+    assert different.get_json()["code"] == "IDEMPOTENCY_MISMATCH"
+
+
+def _age_idempotency_record(key, seconds, status="keep"):
+    record = db.session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == key))
+    record.created_at = utcnow() - timedelta(seconds=seconds)
+    if status != "keep":
+        record.status = status
+    db.session.commit()
+
+
+def test_a_key_left_pending_by_a_dead_request_is_taken_over(app, client, client_headers, pipeline):
+    """A crash between recording a key and storing its answer must not wedge the key."""
+    settings = app.config["SETTINGS"]
+    url = f"/api/v1.0/pipelines/{pipeline['id']}/runs"
+    headers = {**client_headers, "Idempotency-Key": "k-crash"}
+    assert client.post(url, json={}, headers=headers).status_code == 201
+    _age_idempotency_record("k-crash", 1, status=None)  # as if it died before answering
+    busy = client.post(url, json={}, headers=headers)
+    assert busy.status_code == 409 and busy.get_json()["code"] == "IDEMPOTENCY_IN_PROGRESS"
+    _age_idempotency_record("k-crash", settings.IDEMPOTENCY_PENDING_SECONDS + 1)
+    taken_over = client.post(url, json={}, headers=headers)
+    assert taken_over.status_code == 201, taken_over.get_json()
+    replay = client.post(url, json={}, headers=headers)
+    assert replay.headers.get("Idempotent-Replayed") == "true"
+    assert replay.get_json()["id"] == taken_over.get_json()["id"]
+
+
+def test_idempotency_records_expire(app, client, client_headers, pipeline):
+    settings = app.config["SETTINGS"]
+    url = f"/api/v1.0/pipelines/{pipeline['id']}/runs"
+    headers = {**client_headers, "Idempotency-Key": "k-old"}
+    first = client.post(url, json={}, headers=headers)
+    _age_idempotency_record("k-old", settings.IDEMPOTENCY_TTL_SECONDS + 1)
+    fresh = client.post(url, json={}, headers=headers)
+    assert fresh.status_code == 201 and fresh.get_json()["id"] != first.get_json()["id"]
+    assert "Idempotent-Replayed" not in fresh.headers
+    _age_idempotency_record("k-old", settings.IDEMPOTENCY_TTL_SECONDS + 1)
+    assert sweep_once(db.session, settings)["idempotency_purged"] == 1
+    assert db.session.scalar(select(IdempotencyRecord)) is None
 
 
 def test_idempotent_cancel(client, client_headers, urls):
@@ -320,7 +361,7 @@ def test_callback_is_published_once_after_the_end(
 ):
     url = f"/api/v1.0/pipelines/{pipeline['id']}/runs"
     created = client.post(
-        url, json={"callback_url": "http://127.0.0.1:9/hook"}, headers=client_headers
+        url, json={"callback_url": "http://93.184.216.34/hook"}, headers=client_headers
     )
     run_id = created.get_json()["id"]
     urls = {"worker": f"{W}/{run_id}"}
