@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, redirect, send_file, url_for
+from flask import current_app, send_file, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -26,10 +26,9 @@ from app.pipelines.schemas import (
     RunCreateSchema,
 )
 from app.runs import broker
-from app.runs import queries as run_queries
+from app.runs.client_routes import add_run_routes
 from app.runs.idempotency import idempotent
-from app.runs.schemas import LogPageSchema, LogQuerySchema, RunStateQuerySchema
-from app.runs.services import lock_run, request_cancel
+from app.runs.schemas import RunStateQuerySchema
 from app.storage.extension import store
 from app.uploads import limited_body
 
@@ -159,49 +158,18 @@ class PipelineRun(ClientView):
         return queries.get_run(db.session, pipeline_id, run_id)
 
 
-@blp.route("/<pipeline_id>/runs/<run_id>/cancel")
-class PipelineRunCancel(ClientView):
-    @idempotent
-    @blp.response(200, PipelineRunSchema)
-    def post(self, pipeline_id: str, run_id: str) -> Any:
-        """Cancel a run: READY ends at once; RUNNING goes CANCELLING until the work stops."""
-        queries.get_run(db.session, pipeline_id, run_id)
-        run = lock_run(db.session, run_id)
-        request_cancel(db.session, run)
-        db.session.commit()
-        return queries.get_run(db.session, pipeline_id, run_id)
+def _find_run(pipeline_id: str, run_id: str) -> Any:
+    return queries.get_run(db.session, pipeline_id, run_id)
 
 
-@blp.route("/<pipeline_id>/runs/<run_id>/logs")
-class PipelineRunLogs(ClientView):
-    @blp.arguments(LogQuerySchema, location="query")
-    @blp.response(200, LogPageSchema)
-    def get(self, args: dict[str, Any], pipeline_id: str, run_id: str) -> Any:
-        """Read console lines after sequence number ``after``; live and after the end."""
-        run = queries.get_run(db.session, pipeline_id, run_id)
-        lines = run_queries.list_log_lines(db.session, run_id, args["after"], args["limit"])
-        next_after = lines[-1].seq if lines else args["after"]
-        complete = run.state.is_final and next_after >= run.next_log_seq - 1
-        return {"lines": lines, "next_after": next_after, "state": run.state, "complete": complete}
-
-
-@blp.route("/<pipeline_id>/runs/<run_id>/artifacts/<path:name>")
-class RunArtifact(ClientView):
-    @blp.response(302)
-    @blp.alt_response(200, description="The file, streamed (local store)")
-    def get(self, pipeline_id: str, run_id: str, name: str) -> Any:
-        """Download an artifact: a redirect to a presigned S3 URL, or the bytes."""
-        queries.get_run(db.session, pipeline_id, run_id)
-        artifact = run_queries.get_artifact(db.session, run_id, name)
-        url = store().presigned_url(artifact.storage_key, name.rsplit("/", 1)[-1])
-        if url:
-            return redirect(url, code=302)
-        return send_file(
-            store().open(artifact.storage_key),
-            mimetype="application/octet-stream",
-            as_attachment=True,
-            download_name=name.rsplit("/", 1)[-1],
-        )
+add_run_routes(
+    blp,
+    "/<pipeline_id>/runs/<run_id>",
+    _find_run,
+    PipelineRunSchema,
+    ClientView.decorators,
+    "PipelineRun",
+)
 
 
 # --- worker side: the pipeline files a claimed run needs -------------------------------
