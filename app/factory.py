@@ -124,8 +124,15 @@ def register_blueprints(app: Flask) -> None:
     from app.pipelines.routes import blp as pipelines_blp
     from app.pipelines.routes import worker_blp as pipeline_worker_blp
     from app.runs.worker_routes import blp as run_worker_blp
+    from app.workflows.routes import blp as workflows_blp
 
-    for blueprint in (health_blp, pipelines_blp, run_worker_blp, pipeline_worker_blp):
+    for blueprint in (
+        health_blp,
+        pipelines_blp,
+        workflows_blp,
+        run_worker_blp,
+        pipeline_worker_blp,
+    ):
         api.register_blueprint(blueprint)
 
 

@@ -63,6 +63,10 @@ class PipelineRun(Run):
     )
     inputs: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     parameters: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # Files taken from other runs' artifacts by reference: {"name", "run_id", "artifact"}.
+    # Only the service creates these (a workflow hands an upstream artifact down); the
+    # worker fetches them through the API, which checks the reference against this list.
+    artifact_inputs: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
 
     pipeline: Mapped[Pipeline] = relationship()
 
@@ -79,9 +83,20 @@ class PipelineRun(Run):
                     "url": url_for("pipeline_worker.file", run_id=self.id, name=f.name),
                 }
                 for f in pipeline.files
+                if f.name not in self._artifact_input_names()
+            ]
+            + [
+                {
+                    "name": item["name"],
+                    "url": url_for("pipeline_worker.file", run_id=self.id, name=item["name"]),
+                }
+                for item in self.artifact_inputs
             ],
             "inputs": self.inputs,
         }
+
+    def _artifact_input_names(self) -> set[str]:
+        return {item["name"] for item in self.artifact_inputs}
 
     def artifact_url(self, name: str) -> str:
         return url_for(

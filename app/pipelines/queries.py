@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 from app.errors import NotFound
 from app.pagination import paginate
 from app.pipelines.models import Pipeline, PipelineFile, PipelineRun
+from app.runs.queries import get_artifact
 from app.runs.states import FINAL_STATES, RunState
 
 
@@ -47,12 +48,16 @@ def get_file(session: Session, pipeline_id: str, name: str) -> PipelineFile:
     return found
 
 
-def get_run_file(session: Session, run_id: str, name: str) -> PipelineFile:
-    """A file of the pipeline that ``run_id`` executes (for the worker)."""
+def get_run_file_key(session: Session, run_id: str, name: str) -> str:
+    """Storage key of file ``name`` of run ``run_id`` (for the worker): an artifact input
+    the run was given by reference, or else a file of its pipeline."""
     run = session.get(PipelineRun, run_id)
     if run is None:
         raise NotFound("Run not found", {"run_id": [f"No run {run_id}"]})
-    return get_file(session, run.pipeline_id, name)
+    for item in run.artifact_inputs:
+        if item["name"] == name:
+            return get_artifact(session, item["run_id"], item["artifact"]).storage_key
+    return get_file(session, run.pipeline_id, name).storage_key
 
 
 def get_run(session: Session, pipeline_id: str, run_id: str) -> PipelineRun:

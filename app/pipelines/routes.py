@@ -187,5 +187,5 @@ worker_blp = Blueprint(
 @worker_blp.response(200)
 def worker_file(run_id: str, name: str) -> Any:
     """Stream one file of the pipeline that run ``run_id`` executes."""
-    record = queries.get_run_file(db.session, run_id, name)
-    return send_file(store().open(record.storage_key), mimetype="application/octet-stream")
+    key = queries.get_run_file_key(db.session, run_id, name)
+    return send_file(store().open(key), mimetype="application/octet-stream")

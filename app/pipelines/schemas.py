@@ -7,7 +7,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from app.filenames import name_problem
 from app.outbound import OutboundPolicy, policy_for
-from app.runs.schemas import ArtifactSchema, RunFieldsSchema
+from app.runs.schemas import ArtifactSchema, CallbackUrl, RunFieldsSchema
 
 PARAMETER_NAME = validate.Regexp(
     r"^[A-Za-z_][A-Za-z0-9_.]{0,99}$",
@@ -125,18 +125,10 @@ class RunCreateSchema(Schema):
         fields.Nested(InputSchema), load_default=list, validate=validate.Length(max=100)
     )
     parameters = Parameters(load_default=dict)
-    callback_url = fields.Url(
-        load_default=None, allow_none=True, schemes={"http", "https"}, require_tld=False
-    )
+    callback_url = CallbackUrl()
     timeout_seconds = Timeout(
         metadata={"description": "Overrides the pipeline's timeout for this run"}
     )
-
-    @validates("callback_url")
-    def _reachable_callback(self, value: str | None, **_: object) -> None:
-        problem = value and _outbound_policy().http_url_problem(value)
-        if problem:
-            raise ValidationError(problem)
 
     @validates("inputs")
     def _unique_names(self, value: list[dict], **_: object) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, BinaryIO
 
+from blinker import Namespace
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -16,6 +17,11 @@ from app.pipelines.queries import has_unfinished_runs
 from app.runs.models import Run
 from app.runs.services import record_creation
 from app.storage import ObjectStore
+
+_signals = Namespace()
+#: Sent (with ``session``) before a pipeline is deleted. Other domains that use pipelines
+#: (workflows) refuse the delete by raising a DomainError; pipelines never import them.
+pipeline_deleting = _signals.signal("pipeline-deleting")
 
 
 def lock_pipeline(session: Session, pipeline_id: str, *, shared: bool) -> Pipeline:
@@ -67,6 +73,7 @@ def delete_pipeline(session: Session, pipeline: Pipeline) -> list[str]:
     history, logs and artifact rows). Returns the storage prefixes whose objects the caller
     deletes after the commit.
     """
+    pipeline_deleting.send(pipeline, session=session)
     if has_unfinished_runs(session, pipeline.id):
         raise Conflict(
             "Pipeline has unfinished runs; cancel them or wait for them to end",
@@ -108,10 +115,24 @@ def store_file(
     return record, existing is None, old_key
 
 
-def create_run(session: Session, pipeline: Pipeline, data: dict[str, Any]) -> PipelineRun:
-    """Record a READY run with the pipeline's defaults overridden by ``data``."""
+def create_run(
+    session: Session,
+    pipeline: Pipeline,
+    data: dict[str, Any],
+    *,
+    parent_run_id: str | None = None,
+    artifact_inputs: list[dict[str, str]] | None = None,
+) -> PipelineRun:
+    """Record a READY run with the pipeline's defaults overridden by ``data``.
+
+    ``parent_run_id`` and ``artifact_inputs`` are for runs started by another run (a
+    workflow node): the parent hears when this run ends, and ``artifact_inputs`` name
+    other runs' artifacts that become files of this one.
+    """
     run = PipelineRun(
         pipeline_id=pipeline.id,
+        parent_run_id=parent_run_id,
+        artifact_inputs=artifact_inputs or [],
         inputs=data["inputs"],
         parameters={**pipeline.parameters, **data["parameters"]},
         callback_url=data.get("callback_url"),

@@ -18,7 +18,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema
 
 from app.extensions import db
-from app.runs import queries
+from app.runs import dispatch, queries
 from app.runs.idempotency import idempotent
 from app.runs.models import Run
 from app.runs.schemas import LogPageSchema, LogQuerySchema
@@ -54,6 +54,7 @@ def add_run_routes(
             run = find_run(**url_args)
             request_cancel(db.session, lock_run(db.session, run.id))
             db.session.commit()
+            dispatch.follow_up(db.session, run.id)  # stop its children, start what follows
             return find_run(**url_args)
 
     @blp.route(f"{run_url}/logs")

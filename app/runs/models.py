@@ -39,12 +39,18 @@ class Run(db.Model):
 
     __tablename__ = "runs"
     __mapper_args__: ClassVar[dict[str, Any]] = {"polymorphic_on": "kind"}
-    #: Celery task that executes this kind of run; set by each subclass.
+    #: Celery task that executes this kind of run; set by each subclass. Empty for runs
+    #: driven by their children (a workflow run): no worker claims those.
     task_name: ClassVar[str] = ""
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     kind: Mapped[str] = mapped_column(String(20))
     state: Mapped[RunState] = mapped_column(_state_enum, default=RunState.READY)
+    # A run started on behalf of another (a workflow node's pipeline run): when it ends,
+    # the parent's kind decides what follows (app/runs/children.py).
+    parent_run_id: Mapped[str | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="SET NULL"), index=True
+    )
 
     timeout_seconds: Mapped[int] = mapped_column(Integer)
     max_retries: Mapped[int] = mapped_column(Integer, default=0)

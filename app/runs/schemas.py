@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from flask import current_app
+from marshmallow import Schema, ValidationError, fields, validate
 
+from app.outbound import policy_for
 from app.runs.states import ErrorType, RunState
+
+
+def _reachable(value: str) -> None:
+    problem = policy_for(current_app.config["SETTINGS"]).http_url_problem(value)
+    if problem:
+        raise ValidationError(problem)
+
+
+def CallbackUrl(**kwargs: object) -> fields.Url:  # noqa: N802 - a field factory
+    """Where the end-of-run notice is POSTed: http(s), and only to a reachable host."""
+    return fields.Url(
+        load_default=None,
+        allow_none=True,
+        schemes={"http", "https"},
+        require_tld=False,
+        validate=_reachable,
+        **kwargs,
+    )
 
 
 class StateChangeSchema(Schema):

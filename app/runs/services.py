@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, ErrorCode, NotFound
+from app.runs import children
 from app.runs.models import Run, RunArtifact, RunLogLine, RunStateChange
 from app.runs.states import RETRYABLE_ERRORS, ErrorType, RunState
 from app.timeutil import utcnow
@@ -74,6 +75,21 @@ def transition(
     if error is not None:
         run.error_type, run.error_message, run.error_details = error[0], error[1], error[2]
     session.flush()
+    if target.is_final and run.parent_run_id is not None:
+        _tell_parent(session, run)
+
+
+def _tell_parent(session: Session, child: Run) -> None:
+    """The child ended: its parent's kind decides what follows, in this transaction."""
+    parent = session.scalar(
+        select(Run)
+        .where(Run.id == child.parent_run_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    policy = children.policy_for(parent.kind) if parent is not None else None
+    if parent is not None and policy is not None:
+        policy.child_ended(session, parent, child)
 
 
 def record_creation(session: Session, run: Run) -> None:
@@ -101,8 +117,22 @@ def request_cancel(session: Session, run: Run) -> None:
             reason="cancelled before start",
             error=(ErrorType.CANCELLED, "Cancelled before it started", None),
         )
-    else:
-        transition(session, run, RunState.CANCELLING, reason="cancel requested")
+        return
+    transition(session, run, RunState.CANCELLING, reason="cancel requested")
+    policy = children.policy_for(run.kind)
+    if policy is not None:  # a parent: it ends once its children have stopped
+        policy.reconcile(session, run)
+
+
+def write_log(session: Session, run: Run, lines: Sequence[str]) -> None:
+    """Append lines written by the service itself (a workflow's own log), not a worker."""
+    now = utcnow()
+    session.add_all(
+        RunLogLine(run_id=run.id, seq=run.next_log_seq + i, attempt=run.attempt, line=line, at=now)
+        for i, line in enumerate(lines)
+    )
+    run.next_log_seq += len(lines)
+    session.flush()
 
 
 def claim(session: Session, run: Run, worker_id: str, claim_token: str, lease_seconds: int) -> None:

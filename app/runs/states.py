@@ -49,6 +49,7 @@ class ErrorType(str, enum.Enum):
     CANCELLED = "CANCELLED"
     WORKER_LOST = "WORKER_LOST"  # the attempt's lease expired: the worker died or hung
     INFRASTRUCTURE_ERROR = "INFRASTRUCTURE_ERROR"  # storage or API unreachable from the worker
+    NODE_FAILED = "NODE_FAILED"  # a run driven by children: one or more of them failed
 
 
 RETRYABLE_ERRORS = frozenset({ErrorType.WORKER_LOST, ErrorType.INFRASTRUCTURE_ERROR})

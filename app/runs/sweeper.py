@@ -6,6 +6,9 @@
   FAILED with TIMEOUT.
 - An ended run with a ``callback_url`` gets its callback published (see callbacks.py).
 - Idempotency records older than IDEMPOTENCY_TTL_SECONDS are deleted.
+- A parent run (a workflow) with no unfinished child is reconciled by its kind's policy,
+  and the unfinished children of a parent that ended or is being cancelled are cancelled
+  (app/runs/children.py, dispatch.py): what a killed process left undecided is decided.
 - A READY run that is due and was never published, or was published long ago and never
   claimed (the broker lost the message, e.g. Redis restarted), is published again. A
   duplicate message is harmless: only one claim of a READY run can succeed.
@@ -21,12 +24,12 @@ import threading
 from datetime import timedelta
 
 from flask import Flask
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from app.config import Settings
 from app.extensions import db
-from app.runs import broker, services
+from app.runs import broker, children, dispatch, services
 from app.runs.callbacks import publish_callbacks
 from app.runs.idempotency import purge_expired
 from app.runs.models import Run
@@ -73,6 +76,7 @@ def publish_waiting(session: Session, settings: Settings) -> int:
         session,
         select(Run).where(
             Run.state == RunState.READY,
+            Run.kind.not_in(children.parent_kinds()),  # no worker runs a parent
             or_(Run.dispatched_at.is_(None), Run.dispatched_at < stale),
             or_(Run.not_before.is_(None), Run.not_before <= now),
         ),
@@ -86,11 +90,50 @@ def publish_waiting(session: Session, settings: Settings) -> int:
     return published
 
 
+def _unfinished_child_of(parent: type[Run]):  # type: ignore[no-untyped-def]
+    child = aliased(Run)
+    return exists().where(
+        child.parent_run_id == parent.id, child.state.in_((RunState.READY, *LIVE_STATES))
+    )
+
+
+def reconcile_parents(session: Session) -> int:
+    """Let each live parent with no unfinished child decide what its children left open."""
+    kinds = children.parent_kinds()
+    parents = _locked(
+        session,
+        select(Run).where(
+            Run.kind.in_(kinds), Run.state.in_(LIVE_STATES), ~_unfinished_child_of(Run)
+        ),
+    )
+    for parent in parents:
+        policy = children.policy_for(parent.kind)
+        if policy is not None:
+            policy.reconcile(session, parent)
+    session.commit()
+    return len(parents)
+
+
+def stop_orphans(session: Session) -> int:
+    """Cancel the unfinished children of parents that ended or are being cancelled."""
+    stopping = (RunState.CANCELLING, RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED)
+    parent_ids = session.scalars(
+        select(Run.id)
+        .where(Run.kind.in_(children.parent_kinds()), Run.state.in_(stopping))
+        .where(_unfinished_child_of(Run))
+        .limit(BATCH)
+    ).all()
+    session.commit()
+    return sum(dispatch.cancel_children(session, parent_id) for parent_id in parent_ids)
+
+
 def sweep_once(session: Session, settings: Settings) -> dict[str, int]:
     """Run every check once; return how many runs each one changed."""
     return {
         "expired": expire_leases(session),
         "timed_out": enforce_timeouts(session, settings),
+        "orphans_stopped": stop_orphans(session),
+        "parents_reconciled": reconcile_parents(session),
         "published": publish_waiting(session, settings),
         "callbacks": publish_callbacks(session, settings.CALLBACK_SIGNING_SECRET),
         "idempotency_purged": purge_expired(session, settings.IDEMPOTENCY_TTL_SECONDS),

@@ -15,7 +15,7 @@ from app.auth.models import Permission
 from app.errors import ValidationFailed
 from app.extensions import db
 from app.filenames import name_problem
-from app.runs import services
+from app.runs import dispatch, services
 from app.runs.models import Run
 from app.runs.schemas import (
     ArtifactSchema,
@@ -164,4 +164,6 @@ class State(WorkerView):
         reported = (ErrorType(error["type"]), error["message"], error["details"]) if error else None
         services.finish_attempt(db.session, run, data["attempt"], data["state"], reported)
         db.session.commit()
-        return _lease_status(run)
+        status = _lease_status(run)
+        dispatch.follow_up(db.session, run_id)  # e.g. start a workflow's next node now
+        return status

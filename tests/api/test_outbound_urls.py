@@ -57,9 +57,8 @@ def test_callback_on_internal_host_is_refused(client, client_headers, pipeline, 
     body = {"callback_url": f"https://{host}/hook"}
     response = client.post(runs_url(pipeline), json=body, headers=client_headers)
     assert response.status_code == 422, response.get_json()
-    (reason,) = field_errors(response.get_json(), "callback_url")
-    # Odd spellings (127.1, 2130706433) already fail the URL syntax check.
-    assert reason.startswith("Refused:") or reason == "Not a valid URL."
+    reasons = field_errors(response.get_json(), "callback_url")
+    assert any(reason.startswith("Refused:") for reason in reasons), reasons
 
 
 def test_public_addresses_are_accepted(client, client_headers, pipeline):

@@ -1,0 +1,346 @@
+"""Advancing a workflow run: which node instances start, are skipped, or end the run.
+
+Every decision is made with the workflow run's row locked: when a node's pipeline run
+ends, the run machinery locks the parent and calls ``WorkflowPolicy.child_ended`` in the
+same transaction (app/runs/children.py). Two parents finishing together therefore
+serialize on that lock and the second sees the first's decisions: a join node starts
+exactly once. SQLite's BEGIN IMMEDIATE gives the same guarantee. New pipeline runs are
+published right after the commit (app/runs/dispatch.py).
+
+Node instance statuses live in ``workflow_node_runs`` so that each decision reads a few
+counts, not every run of a large workflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.pipelines import services as pipeline_services
+from app.pipelines.models import Pipeline
+from app.runs import children
+from app.runs.models import Run, RunArtifact
+from app.runs.services import transition, write_log
+from app.runs.states import ErrorType, RunState
+from app.timeutil import utcnow
+from app.workflows import dag
+from app.workflows.models import NodeStatus, WorkflowNodeRun, WorkflowRun
+
+FINAL_NODE = [s for s in NodeStatus if s.is_final]
+OPEN_NODE = (NodeStatus.WAITING, NodeStatus.STARTED)
+_STATUS_OF_RUN = {
+    RunState.COMPLETED: NodeStatus.COMPLETED,
+    RunState.FAILED: NodeStatus.FAILED,
+    RunState.CANCELLED: NodeStatus.CANCELLED,
+}
+
+
+class WorkflowPolicy:
+    """The workflow kind's answer to its children ending (see app/runs/children.py)."""
+
+    def child_ended(self, session: Session, parent: Run, child: Run) -> None:
+        run = _as_workflow_run(session, parent)
+        row = session.scalar(
+            select(WorkflowNodeRun).where(
+                WorkflowNodeRun.workflow_run_id == run.id,
+                WorkflowNodeRun.pipeline_run_id == child.id,
+            )
+        )
+        if row is None or row.status.is_final:
+            return
+        _settle(session, run, row, child)
+        if not run.state.is_final:
+            _decide(session, run, dag.dependants(run.dag).get(row.node, []))
+
+    def reconcile(self, session: Session, parent: Run) -> None:
+        run = _as_workflow_run(session, parent)
+        for row in session.scalars(
+            select(WorkflowNodeRun).where(
+                WorkflowNodeRun.workflow_run_id == run.id,
+                WorkflowNodeRun.status == NodeStatus.STARTED,
+            )
+        ):
+            child = session.get(Run, row.pipeline_run_id) if row.pipeline_run_id else None
+            if child is None or child.state.is_final:
+                _settle(session, run, row, child)
+        if not run.state.is_final:
+            _decide(session, run, dag.topological_order(run.dag))
+
+
+def _as_workflow_run(session: Session, parent: Run) -> WorkflowRun:
+    if isinstance(parent, WorkflowRun):
+        return parent
+    found = session.get(WorkflowRun, parent.id)
+    assert found is not None
+    return found
+
+
+def start(session: Session, run: WorkflowRun) -> None:
+    """A new (or retried) workflow run: start every node whose upstream is already done."""
+    transition(session, run, RunState.RUNNING, reason="started")
+    _decide(session, run, dag.topological_order(run.dag))
+
+
+def _settle(session: Session, run: WorkflowRun, row: WorkflowNodeRun, child: Run | None) -> None:
+    """Record how a node instance's pipeline run ended."""
+    if child is None:
+        row.status, row.reason = NodeStatus.FAILED, "its pipeline run was deleted"
+    else:
+        row.status = _STATUS_OF_RUN[child.state]
+        row.reason = child.error_message if child.error_type else None
+    row.decided_at = utcnow()
+    session.flush()
+    write_log(session, run, [f"node {_label(row)} ended {row.status.value}" + _because(row)])
+    if row.status is NodeStatus.FAILED and run.fail_fast and run.state is RunState.RUNNING:
+        _close_open_nodes(session, run, f"fail_fast: node {row.node} failed")
+
+
+def _decide(session: Session, run: WorkflowRun, candidates: Iterable[str]) -> None:
+    """Start or skip the candidates whose upstream allows it; then end the run if done."""
+    if run.state is RunState.CANCELLING:
+        _close_open_nodes(session, run, "the workflow run was cancelled")
+    elif run.state is RunState.RUNNING:
+        nodes = dag.by_name(run.dag)
+        following = dag.dependants(run.dag)
+        queue = list(dict.fromkeys(candidates))
+        while queue:
+            name = queue.pop(0)
+            if _decide_node(session, run, nodes[name]) is NodeStatus.SKIPPED:
+                queue += [n for n in following.get(name, []) if n not in queue]
+    _end_if_done(session, run)
+
+
+def _decide_node(session: Session, run: WorkflowRun, node: dag.Node) -> NodeStatus | None:
+    waiting = session.scalars(
+        select(WorkflowNodeRun).where(
+            WorkflowNodeRun.workflow_run_id == run.id,
+            WorkflowNodeRun.node == node["name"],
+            WorkflowNodeRun.status == NodeStatus.WAITING,
+        )
+    ).all()
+    if not waiting:
+        return None
+    parents = dag.upstream(node)
+    counts = _status_counts(session, run, parents)
+    if counts.get(NodeStatus.WAITING, 0) + counts.get(NodeStatus.STARTED, 0):
+        unsuccessful = _unsuccessful_nodes(session, run, parents)
+        if node.get("trigger", dag.ALL_SUCCESS) == dag.ALL_SUCCESS and unsuccessful:
+            return _skip(session, run, waiting, unsuccessful)
+        return None  # still waiting for upstream nodes to end
+    unsuccessful = _unsuccessful_nodes(session, run, parents) if parents else []
+    if node.get("trigger", dag.ALL_SUCCESS) == dag.ALL_SUCCESS and unsuccessful:
+        return _skip(session, run, waiting, unsuccessful)
+    for row in waiting:
+        _start_instance(session, run, node, row)
+    return NodeStatus.STARTED
+
+
+def _status_counts(session: Session, run: WorkflowRun, nodes: list[str]) -> dict[NodeStatus, int]:
+    if not nodes:
+        return {}
+    rows = session.execute(
+        select(WorkflowNodeRun.status, func.count())
+        .where(WorkflowNodeRun.workflow_run_id == run.id, WorkflowNodeRun.node.in_(nodes))
+        .group_by(WorkflowNodeRun.status)
+    ).all()
+    return {NodeStatus(status): count for status, count in rows}
+
+
+def _unsuccessful_nodes(session: Session, run: WorkflowRun, nodes: list[str]) -> list[str]:
+    """Upstream nodes with an instance that ended without completing."""
+    bad = (NodeStatus.FAILED, NodeStatus.CANCELLED, NodeStatus.SKIPPED)
+    return sorted(
+        session.scalars(
+            select(WorkflowNodeRun.node)
+            .where(
+                WorkflowNodeRun.workflow_run_id == run.id,
+                WorkflowNodeRun.node.in_(nodes),
+                WorkflowNodeRun.status.in_(bad),
+            )
+            .distinct()
+        )
+    )
+
+
+def _skip(
+    session: Session, run: WorkflowRun, rows: list[WorkflowNodeRun], upstream: list[str]
+) -> NodeStatus:
+    reason = f"upstream {', '.join(upstream)} did not complete"
+    for row in rows:
+        row.status, row.reason, row.decided_at = NodeStatus.SKIPPED, reason, utcnow()
+    session.flush()
+    write_log(session, run, [f"node {rows[0].node} skipped: {reason}"])
+    return NodeStatus.SKIPPED
+
+
+def _start_instance(
+    session: Session, run: WorkflowRun, node: dag.Node, row: WorkflowNodeRun
+) -> None:
+    pipeline = session.get(Pipeline, node["pipeline_id"])
+    if pipeline is None:
+        _fail_to_start(session, run, row, f"pipeline {node['pipeline_id']} no longer exists")
+        return
+    artifact_inputs, missing = _artifact_inputs(session, run, node)
+    if missing and node.get("trigger", dag.ALL_SUCCESS) == dag.ALL_SUCCESS:
+        _fail_to_start(session, run, row, f"missing upstream artifacts: {', '.join(missing)}")
+        return
+    parameters = {
+        **node.get("parameters", {}),
+        **run.node_parameters.get(node["name"], {}),
+        **row.sweep_values,
+    }
+    data = {"inputs": run.node_inputs.get(node["name"], []), "parameters": parameters}
+    child = pipeline_services.create_run(
+        session, pipeline, data, parent_run_id=run.id, artifact_inputs=artifact_inputs
+    )
+    row.status, row.pipeline_run_id, row.decided_at = NodeStatus.STARTED, child.id, utcnow()
+    session.flush()
+    note = f" (no {', '.join(missing)})" if missing else ""
+    write_log(session, run, [f"node {_label(row)} started: run {child.id}{note}"])
+
+
+def _fail_to_start(session: Session, run: WorkflowRun, row: WorkflowNodeRun, reason: str) -> None:
+    row.status, row.reason, row.decided_at = NodeStatus.FAILED, reason, utcnow()
+    session.flush()
+    write_log(session, run, [f"node {_label(row)} could not start: {reason}"])
+
+
+def _artifact_inputs(
+    session: Session, run: WorkflowRun, node: dag.Node
+) -> tuple[list[dict[str, str]], list[str]]:
+    """References to the upstream artifacts this node takes, and the ones that are missing.
+
+    From a sweep node, each instance's file arrives in a folder named after its values
+    (``LOAD_SCALE-0.8/load.csv``), so the downstream model can tell them apart.
+    """
+    found: list[dict[str, str]] = []
+    missing: list[str] = []
+    nodes = dag.by_name(run.dag)
+    for item in node.get("inputs", []):
+        source, artifact = item["from"]["node"], item["from"]["artifact"]
+        swept = dag.instance_count(nodes[source]) > 1 or bool(nodes[source].get("sweep"))
+        rows = session.execute(
+            select(WorkflowNodeRun.pipeline_run_id, WorkflowNodeRun.sweep_values)
+            .where(
+                WorkflowNodeRun.workflow_run_id == run.id,
+                WorkflowNodeRun.node == source,
+                WorkflowNodeRun.status == NodeStatus.COMPLETED,
+            )
+            .order_by(WorkflowNodeRun.instance)
+        ).all()
+        have = set(
+            session.scalars(
+                select(RunArtifact.run_id).where(
+                    RunArtifact.run_id.in_([r[0] for r in rows]), RunArtifact.name == artifact
+                )
+            )
+        )
+        for run_id, values in rows:
+            if run_id not in have:
+                missing.append(f"{source}/{artifact}")
+                continue
+            name = f"{dag.instance_label(values)}/{item['name']}" if swept else item["name"]
+            found.append({"name": name, "run_id": run_id, "artifact": artifact})
+        if not rows:
+            missing.append(f"{source}/{artifact}")
+    return found, missing
+
+
+def _close_open_nodes(session: Session, run: WorkflowRun, reason: str) -> None:
+    """Nodes that never started will not: the run is being cancelled or failed fast."""
+    rows = session.scalars(
+        select(WorkflowNodeRun).where(
+            WorkflowNodeRun.workflow_run_id == run.id,
+            WorkflowNodeRun.status == NodeStatus.WAITING,
+        )
+    ).all()
+    for row in rows:
+        row.status, row.reason, row.decided_at = NodeStatus.CANCELLED, reason, utcnow()
+    if rows:
+        session.flush()
+        write_log(session, run, [f"{len(rows)} waiting node instance(s) will not start: {reason}"])
+
+
+def _end_if_done(session: Session, run: WorkflowRun) -> None:
+    """End the run once no node instance is waiting or running; record progress."""
+    counts = session.execute(
+        select(WorkflowNodeRun.status, func.count())
+        .where(WorkflowNodeRun.workflow_run_id == run.id)
+        .group_by(WorkflowNodeRun.status)
+    ).all()
+    by_status = {NodeStatus(status): count for status, count in counts}
+    total = sum(by_status.values())
+    open_ = by_status.get(NodeStatus.WAITING, 0) + by_status.get(NodeStatus.STARTED, 0)
+    run.progress_percent = 100.0 * (total - open_) / total if total else 100.0
+    run.progress_message = f"{total - open_} of {total} node runs ended"
+    run.progress_updated_at = utcnow()
+    if open_ and not (run.fail_fast and by_status.get(NodeStatus.FAILED)):
+        session.flush()
+        return
+    if run.state is RunState.CANCELLING:
+        if not open_:
+            transition(
+                session,
+                run,
+                RunState.CANCELLED,
+                reason="cancelled; every node has stopped",
+                error=(ErrorType.CANCELLED, "Cancelled by a client", None),
+            )
+        return
+    if run.state is not RunState.RUNNING:
+        return
+    failed = _failed_nodes(session, run)
+    if failed:
+        message = "Node(s) did not complete: " + "; ".join(
+            f"{name}: {details['reason'] or details['status']}" for name, details in failed.items()
+        )
+        transition(
+            session,
+            run,
+            RunState.FAILED,
+            reason=message[:2000],
+            error=(ErrorType.NODE_FAILED, message[:2000], {"nodes": failed}),
+        )
+    elif not open_:
+        transition(session, run, RunState.COMPLETED, reason="every node completed")
+
+
+def _failed_nodes(session: Session, run: WorkflowRun) -> dict[str, dict[str, Any]]:
+    """The nodes that failed or were cancelled (not those merely skipped after them)."""
+    rows = session.execute(
+        select(WorkflowNodeRun.node, WorkflowNodeRun.status, WorkflowNodeRun.reason)
+        .where(
+            WorkflowNodeRun.workflow_run_id == run.id,
+            WorkflowNodeRun.status.in_((NodeStatus.FAILED, NodeStatus.CANCELLED)),
+        )
+        .order_by(WorkflowNodeRun.id)
+    ).all()
+    failed: dict[str, dict[str, Any]] = {}
+    for name, status, reason in rows:
+        failed.setdefault(name, {"status": status.value, "reason": reason})
+    if not failed:  # only skips: name them
+        for name, status, reason in session.execute(
+            select(WorkflowNodeRun.node, WorkflowNodeRun.status, WorkflowNodeRun.reason).where(
+                WorkflowNodeRun.workflow_run_id == run.id,
+                WorkflowNodeRun.status == NodeStatus.SKIPPED,
+            )
+        ):
+            failed.setdefault(name, {"status": status.value, "reason": reason})
+    return failed
+
+
+def _label(row: WorkflowNodeRun) -> str:
+    if not row.sweep_values:
+        return row.node
+    values = ", ".join(f"{k}={v}" for k, v in sorted(row.sweep_values.items()))
+    return f"{row.node}[{values}]"
+
+
+def _because(row: WorkflowNodeRun) -> str:
+    return f": {row.reason}" if row.reason else ""
+
+
+children.register_parent_kind("workflow", WorkflowPolicy())

@@ -1,0 +1,190 @@
+"""Writes of the workflows domain. Functions take the session, flush, never commit."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.errors import Conflict, ErrorCode, ValidationFailed
+from app.pipelines.models import Pipeline
+from app.pipelines.services import pipeline_deleting
+from app.runs.models import Run
+from app.runs.services import record_creation
+from app.runs.states import RunState
+from app.timeutil import utcnow
+from app.workflows import advance, dag, queries
+from app.workflows.models import (
+    NodeStatus,
+    Workflow,
+    WorkflowNodeRun,
+    WorkflowPipeline,
+    WorkflowRun,
+)
+
+
+def _validate(session: Session, nodes: list[dict[str, Any]]) -> None:
+    ids = {node["pipeline_id"] for node in nodes}
+    known = set(session.scalars(select(Pipeline.id).where(Pipeline.id.in_(ids))))
+    errors = dag.problems(nodes, known)
+    if errors:
+        first = _first_message(errors)
+        raise ValidationFailed(f"Invalid workflow: {first}", errors)
+
+
+def _first_message(errors: dict[str, Any]) -> str:
+    value: Any = errors
+    while isinstance(value, dict):
+        value = next(iter(value.values()))
+    return value[0] if isinstance(value, list) else str(value)
+
+
+def create_workflow(session: Session, data: dict[str, Any]) -> Workflow:
+    _validate(session, data["nodes"])
+    workflow = Workflow(**data)
+    session.add(workflow)
+    _record_uses(workflow)
+    session.flush()
+    return workflow
+
+
+def update_workflow(session: Session, workflow: Workflow, data: dict[str, Any]) -> Workflow:
+    """Replace the definition; runs already started keep the DAG they started with."""
+    _validate(session, data["nodes"])
+    for field, value in data.items():
+        setattr(workflow, field, value)
+    _record_uses(workflow)
+    session.flush()
+    return workflow
+
+
+def _record_uses(workflow: Workflow) -> None:
+    ids = sorted({node["pipeline_id"] for node in workflow.nodes})
+    workflow.uses = [WorkflowPipeline(pipeline_id=pipeline_id) for pipeline_id in ids]
+
+
+def delete_workflow(session: Session, workflow: Workflow) -> list[str]:
+    """Delete a workflow and its runs (409 while one is unfinished); return storage prefixes
+    to delete after the commit (none: node runs belong to their pipelines)."""
+    if queries.has_unfinished_runs(session, workflow.id):
+        raise Conflict(
+            "Workflow has unfinished runs; cancel them or wait for them to end",
+            {"workflow_id": ["Has runs that are READY, RUNNING or CANCELLING"]},
+            ErrorCode.RUN_NOT_FINISHED,
+        )
+    run_ids = list(
+        session.scalars(select(WorkflowRun.id).where(WorkflowRun.workflow_id == workflow.id))
+    )
+    if run_ids:
+        session.execute(delete(Run).where(Run.id.in_(run_ids)))
+    session.delete(workflow)
+    session.flush()
+    return []
+
+
+@pipeline_deleting.connect
+def _refuse_pipeline_delete(pipeline: Pipeline, session: Session, **_: Any) -> None:
+    """A pipeline that a workflow uses cannot be deleted: name the workflows."""
+    users = queries.workflows_using(session, pipeline.id)
+    if users:
+        names = ", ".join(f"{w.name} ({w.id})" for w in users)
+        raise Conflict(
+            f"Pipeline is used by workflow(s) {names}; change or delete them first",
+            {"pipeline_id": [f"Used by {names}"]},
+            ErrorCode.PIPELINE_IN_USE,
+        )
+
+
+def create_run(
+    session: Session, workflow: Workflow, data: dict[str, Any], settings: Settings
+) -> WorkflowRun:
+    """Start a run of the workflow as defined now; its root nodes start at once."""
+    names = {node["name"] for node in workflow.nodes}
+    errors = {
+        field: {name: ["No such node"] for name in data[field] if name not in names}
+        for field in ("parameters", "inputs")
+    }
+    errors = {field: value for field, value in errors.items() if value}
+    if errors:
+        raise ValidationFailed("Parameters or inputs name nodes the workflow lacks", errors)
+    run = WorkflowRun(
+        workflow_id=workflow.id,
+        dag=workflow.nodes,
+        fail_fast=workflow.fail_fast,
+        node_parameters=data["parameters"],
+        node_inputs=data["inputs"],
+        callback_url=data.get("callback_url"),
+        timeout_seconds=data.get("timeout_seconds") or settings.MAX_TIMEOUT_SECONDS,
+        max_retries=0,
+    )
+    session.add(run)
+    session.flush()
+    _add_instances(session, run)
+    _begin(session, run)
+    return run
+
+
+def retry_run(session: Session, old: WorkflowRun, settings: Settings) -> WorkflowRun:
+    """A new run of the same DAG that keeps the completed node runs of ``old`` and runs
+    the failed, cancelled and never-started ones again (retry from failure)."""
+    if not old.state.is_final or old.state is RunState.COMPLETED:
+        raise Conflict(
+            f"Only a run that ended FAILED or CANCELLED can be retried; this one is "
+            f"{old.state.value}",
+            {"state": [f"Run is {old.state.value}"]},
+            ErrorCode.INVALID_TRANSITION,
+        )
+    run = WorkflowRun(
+        workflow_id=old.workflow_id,
+        dag=old.dag,
+        fail_fast=old.fail_fast,
+        node_parameters=old.node_parameters,
+        node_inputs=old.node_inputs,
+        callback_url=old.callback_url,
+        timeout_seconds=old.timeout_seconds or settings.MAX_TIMEOUT_SECONDS,
+        max_retries=0,
+        retry_of=old.id,
+    )
+    session.add(run)
+    session.flush()
+    kept = {
+        (row.node, row.instance): row.pipeline_run_id
+        for row in old.node_runs
+        if row.status is NodeStatus.COMPLETED
+    }
+    _add_instances(session, run, kept)
+    _begin(session, run)
+    return run
+
+
+def _add_instances(
+    session: Session, run: WorkflowRun, kept: dict[tuple[str, int], str | None] | None = None
+) -> None:
+    kept = kept or {}
+    now = utcnow()
+    for node in run.dag:
+        for index, values in enumerate(dag.sweep_instances(node)):
+            reused = kept.get((node["name"], index))
+            session.add(
+                WorkflowNodeRun(
+                    workflow_run_id=run.id,
+                    node=node["name"],
+                    instance=index,
+                    sweep_values=values,
+                    status=NodeStatus.COMPLETED if reused else NodeStatus.WAITING,
+                    pipeline_run_id=reused,
+                    reused=bool(reused),
+                    reason="kept from the run retried" if reused else None,
+                    decided_at=now if reused else None,
+                )
+            )
+    session.flush()
+
+
+def _begin(session: Session, run: WorkflowRun) -> None:
+    record_creation(session, run)
+    run.deadline_at = utcnow() + timedelta(seconds=run.timeout_seconds)
+    advance.start(session, run)
