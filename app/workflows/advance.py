@@ -13,6 +13,7 @@ counts, not every run of a large workflow.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -29,7 +30,6 @@ from app.timeutil import utcnow
 from app.workflows import dag
 from app.workflows.models import NodeStatus, WorkflowNodeRun, WorkflowRun
 
-FINAL_NODE = [s for s in NodeStatus if s.is_final]
 OPEN_NODE = (NodeStatus.WAITING, NodeStatus.STARTED)
 _STATUS_OF_RUN = {
     RunState.COMPLETED: NodeStatus.COMPLETED,
@@ -98,6 +98,34 @@ def _settle(session: Session, run: WorkflowRun, row: WorkflowNodeRun, child: Run
         _close_open_nodes(session, run, f"fail_fast: node {row.node} failed")
 
 
+class _Board:
+    """How many instances of each node are in each status: read once per decision pass
+    (one query), then kept up to date as nodes start or are skipped."""
+
+    def __init__(self, session: Session, run: WorkflowRun):
+        self.counts: dict[str, Counter[NodeStatus]] = {}
+        for node, status, count in session.execute(
+            select(WorkflowNodeRun.node, WorkflowNodeRun.status, func.count())
+            .where(WorkflowNodeRun.workflow_run_id == run.id)
+            .group_by(WorkflowNodeRun.node, WorkflowNodeRun.status)
+        ):
+            self.counts.setdefault(node, Counter())[NodeStatus(status)] = count
+
+    def waiting(self, node: str) -> int:
+        return self.counts.get(node, Counter())[NodeStatus.WAITING]
+
+    def any_open(self, nodes: list[str]) -> bool:
+        return any(self.counts.get(n, Counter())[s] for n in nodes for s in OPEN_NODE)
+
+    def unsuccessful(self, nodes: list[str]) -> list[str]:
+        bad = (NodeStatus.FAILED, NodeStatus.CANCELLED, NodeStatus.SKIPPED)
+        return sorted(n for n in nodes if any(self.counts.get(n, Counter())[s] for s in bad))
+
+    def move(self, node: str, to: NodeStatus, count: int) -> None:
+        self.counts[node][NodeStatus.WAITING] -= count
+        self.counts[node][to] += count
+
+
 def _decide(session: Session, run: WorkflowRun, candidates: Iterable[str]) -> None:
     """Start or skip the candidates whose upstream allows it; then end the run if done."""
     if run.state is RunState.CANCELLING:
@@ -105,73 +133,59 @@ def _decide(session: Session, run: WorkflowRun, candidates: Iterable[str]) -> No
     elif run.state is RunState.RUNNING:
         nodes = dag.by_name(run.dag)
         following = dag.dependants(run.dag)
+        board = _Board(session, run)
         queue = list(dict.fromkeys(candidates))
         while queue:
             name = queue.pop(0)
-            if _decide_node(session, run, nodes[name]) is NodeStatus.SKIPPED:
+            if _decide_node(session, run, nodes[name], board) is NodeStatus.SKIPPED:
                 queue += [n for n in following.get(name, []) if n not in queue]
     _end_if_done(session, run)
 
 
-def _decide_node(session: Session, run: WorkflowRun, node: dag.Node) -> NodeStatus | None:
-    waiting = session.scalars(
-        select(WorkflowNodeRun).where(
-            WorkflowNodeRun.workflow_run_id == run.id,
-            WorkflowNodeRun.node == node["name"],
-            WorkflowNodeRun.status == NodeStatus.WAITING,
-        )
-    ).all()
-    if not waiting:
+def _decide_node(
+    session: Session, run: WorkflowRun, node: dag.Node, board: _Board
+) -> NodeStatus | None:
+    name = node["name"]
+    if not board.waiting(name):
         return None
     parents = dag.upstream(node)
-    counts = _status_counts(session, run, parents)
-    if counts.get(NodeStatus.WAITING, 0) + counts.get(NodeStatus.STARTED, 0):
-        unsuccessful = _unsuccessful_nodes(session, run, parents)
-        if node.get("trigger", dag.ALL_SUCCESS) == dag.ALL_SUCCESS and unsuccessful:
-            return _skip(session, run, waiting, unsuccessful)
+    unsuccessful = board.unsuccessful(parents)
+    all_success = node.get("trigger", dag.ALL_SUCCESS) == dag.ALL_SUCCESS
+    if all_success and unsuccessful:
+        return _skip(session, run, _waiting_rows(session, run, name), unsuccessful, board)
+    if board.any_open(parents):
         return None  # still waiting for upstream nodes to end
-    unsuccessful = _unsuccessful_nodes(session, run, parents) if parents else []
-    if node.get("trigger", dag.ALL_SUCCESS) == dag.ALL_SUCCESS and unsuccessful:
-        return _skip(session, run, waiting, unsuccessful)
-    for row in waiting:
+    rows = _waiting_rows(session, run, name)
+    for row in rows:
         _start_instance(session, run, node, row)
+    board.move(name, NodeStatus.STARTED, len(rows))
     return NodeStatus.STARTED
 
 
-def _status_counts(session: Session, run: WorkflowRun, nodes: list[str]) -> dict[NodeStatus, int]:
-    if not nodes:
-        return {}
-    rows = session.execute(
-        select(WorkflowNodeRun.status, func.count())
-        .where(WorkflowNodeRun.workflow_run_id == run.id, WorkflowNodeRun.node.in_(nodes))
-        .group_by(WorkflowNodeRun.status)
-    ).all()
-    return {NodeStatus(status): count for status, count in rows}
-
-
-def _unsuccessful_nodes(session: Session, run: WorkflowRun, nodes: list[str]) -> list[str]:
-    """Upstream nodes with an instance that ended without completing."""
-    bad = (NodeStatus.FAILED, NodeStatus.CANCELLED, NodeStatus.SKIPPED)
-    return sorted(
+def _waiting_rows(session: Session, run: WorkflowRun, node: str) -> list[WorkflowNodeRun]:
+    return list(
         session.scalars(
-            select(WorkflowNodeRun.node)
-            .where(
+            select(WorkflowNodeRun).where(
                 WorkflowNodeRun.workflow_run_id == run.id,
-                WorkflowNodeRun.node.in_(nodes),
-                WorkflowNodeRun.status.in_(bad),
+                WorkflowNodeRun.node == node,
+                WorkflowNodeRun.status == NodeStatus.WAITING,
             )
-            .distinct()
         )
     )
 
 
 def _skip(
-    session: Session, run: WorkflowRun, rows: list[WorkflowNodeRun], upstream: list[str]
+    session: Session,
+    run: WorkflowRun,
+    rows: list[WorkflowNodeRun],
+    upstream: list[str],
+    board: _Board,
 ) -> NodeStatus:
     reason = f"upstream {', '.join(upstream)} did not complete"
     for row in rows:
         row.status, row.reason, row.decided_at = NodeStatus.SKIPPED, reason, utcnow()
     session.flush()
+    board.move(rows[0].node, NodeStatus.SKIPPED, len(rows))
     write_log(session, run, [f"node {rows[0].node} skipped: {reason}"])
     return NodeStatus.SKIPPED
 

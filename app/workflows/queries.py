@@ -4,6 +4,7 @@ own workflow's URL."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -71,17 +72,41 @@ def has_unfinished_runs(session: Session, workflow_id: str) -> bool:
     return session.scalar(unfinished.limit(1)) is not None
 
 
+_VIEW_COLUMNS = (
+    WorkflowNodeRun.node,
+    WorkflowNodeRun.instance,
+    WorkflowNodeRun.sweep_values,
+    WorkflowNodeRun.status,
+    WorkflowNodeRun.pipeline_run_id,
+    WorkflowNodeRun.reused,
+    WorkflowNodeRun.reason,
+    WorkflowNodeRun.decided_at,
+    Run.state,
+    Run.progress_percent,
+    Run.error_type,
+    Run.error_message,
+    Run.error_details,
+    Run.started_at,
+    Run.finished_at,
+)
+
+
 def node_view(session: Session, run: WorkflowRun) -> list[dict[str, Any]]:
-    """Each node of the run with its instances, states, runs and times: one query."""
+    """Each node of the run with its instances, states, runs and times, JSON-ready.
+
+    One query of plain columns, built straight into the response's shape (documented by
+    NodeStateSchema): a 1,000-node run must answer in well under 100 ms, and ORM objects
+    plus a marshmallow dump of every instance took 150 ms.
+    """
     rows = session.execute(
-        select(WorkflowNodeRun, Run)
+        select(*_VIEW_COLUMNS)
         .outerjoin(Run, Run.id == WorkflowNodeRun.pipeline_run_id)
         .where(WorkflowNodeRun.workflow_run_id == run.id)
         .order_by(WorkflowNodeRun.id)
     ).all()
     instances: dict[str, list[dict[str, Any]]] = {}
-    for row, child in rows:
-        instances.setdefault(row.node, []).append(_instance(row, child))
+    for row in rows:
+        instances.setdefault(row.node, []).append(_instance(row))
     view = []
     for node in run.dag:
         items = instances.get(node["name"], [])
@@ -99,20 +124,32 @@ def node_view(session: Session, run: WorkflowRun) -> list[dict[str, Any]]:
     return view
 
 
-def _instance(row: WorkflowNodeRun, child: Run | None) -> dict[str, Any]:
-    state = child.state.value if child is not None else row.status.value
+def _instance(row: Any) -> dict[str, Any]:
+    has_run = row.state is not None
+    error = None
+    if row.error_type is not None:
+        error = {
+            "type": row.error_type.value,
+            "message": row.error_message or "",
+            "details": row.error_details or {},
+        }
+    finished = row.finished_at if has_run else row.decided_at
     return {
         "index": row.instance,
         "sweep": row.sweep_values,
-        "state": state,
+        "state": row.state.value if has_run else row.status.value,
         "run_id": row.pipeline_run_id,
         "reused": row.reused,
-        "progress": child.progress_percent if child is not None else None,
+        "progress": row.progress_percent,
         "reason": row.reason,
-        "error": child.error if child is not None else None,
-        "started_at": child.started_at if child is not None else None,
-        "finished_at": child.finished_at if child is not None else row.decided_at,
+        "error": error,
+        "started_at": _iso(row.started_at),
+        "finished_at": _iso(finished),
     }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 _LIVE = {"READY", "RUNNING", "CANCELLING", NodeStatus.STARTED.value}
