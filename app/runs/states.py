@@ -45,6 +45,7 @@ class ErrorType(str, enum.Enum):
     SIMULATION_ERROR = "SIMULATION_ERROR"  # the simulator ran and reported failure
     CRASH = "CRASH"  # the simulation process died (signal, abnormal exit)
     INPUT_ERROR = "INPUT_ERROR"  # an input could not be fetched or is not allowed
+    PARAMETER_ERROR = "PARAMETER_ERROR"  # GridLAB-D could not set a parameter to its value
     TIMEOUT = "TIMEOUT"
     CANCELLED = "CANCELLED"
     WORKER_LOST = "WORKER_LOST"  # the attempt's lease expired: the worker died or hung
