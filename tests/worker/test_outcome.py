@@ -43,9 +43,11 @@ its clock (exec)!
 FATAL    [2000-01-01 00:00:00 UTC] : shutdown after simulation stopped prematurely
 {console.marker("ran", code=6)}
 """
-# #include of a file that was not uploaded.
+# #include of a file that was not uploaded, in a model whose clock warns about its zone.
 MISSING_INCLUDE = f"""
 {console.marker("started", folder="models", hide=[])}
+WARNING  [INIT] : <gridlabd>/share/tzinfo.txt(170): timezone spec 'PST0PDT' not found in \
+'tzinfo.txt', will include no DST information
 nothere.glm(1): include file open failed: No such file or directory
 inc.glm(1): #include failed
 inc.glm(1): load failed at or near 'end of line...'
