@@ -63,6 +63,8 @@ class PipelineRun(Run):
     )
     inputs: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     parameters: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # Set by the worker once it has read the model; NULL on runs made before it reported.
+    unused_parameters: Mapped[list[str] | None] = mapped_column(JSON, default=list)
 
     pipeline: Mapped[Pipeline] = relationship()
 

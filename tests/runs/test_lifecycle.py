@@ -241,7 +241,7 @@ def test_unpublished_run_is_published_by_the_sweeper(app, client, client_headers
     assert db.session.get(Run, run["id"]).dispatched_at is not None
 
 
-def test_idempotent_create_run(client, client_headers, pipeline):
+def test_idempotent_create_run(client, client_headers, pipeline, model_file):
     url = f"/api/v1.0/pipelines/{pipeline['id']}/runs"
     headers = {**client_headers, "Idempotency-Key": "k-1"}
     first = client.post(url, json={"parameters": {"A": "2"}}, headers=headers)
@@ -292,7 +292,7 @@ def test_worker_file_download(client, client_headers, worker_headers, pipeline, 
 
 
 def test_callback_is_published_once_after_the_end(
-    app, client, client_headers, worker_headers, pipeline
+    app, client, client_headers, worker_headers, pipeline, model_file
 ):
     url = f"/api/v1.0/pipelines/{pipeline['id']}/runs"
     created = client.post(
