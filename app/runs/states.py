@@ -41,7 +41,7 @@ TRANSITIONS: dict[RunState, frozenset[RunState]] = {
 class ErrorType(str, enum.Enum):
     """Why a run did not complete; clients branch on this, so the names are a contract."""
 
-    MODEL_ERROR = "MODEL_ERROR"  # the model failed to load (file and line in details)
+    MODEL_ERROR = "MODEL_ERROR"  # the model failed to load or initialise (GridLAB-D says why)
     SIMULATION_ERROR = "SIMULATION_ERROR"  # the simulator ran and reported failure
     CRASH = "CRASH"  # the simulation process died (signal, abnormal exit)
     INPUT_ERROR = "INPUT_ERROR"  # an input could not be fetched or is not allowed

@@ -27,6 +27,7 @@ from app.worker.console import marker
 from app.worker.sandbox import SandboxUnavailable, confine
 
 PR_SET_PDEATHSIG = 1
+IOLBF = 1  # setvbuf's line-buffered mode (glibc)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 SYSTEM_DIRECTIVE = re.compile(r"^\s*#system\b")
 # How a model reads a parameter NAME: ${NAME}, or #ifdef/#ifndef/#if NAME.
@@ -45,6 +46,14 @@ def die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() == 1:  # the parent died before prctl took effect
         os._exit(1)
+
+
+def line_buffered_stdout() -> None:
+    """GridLAB-D prints warnings on C's stdout and errors on stderr. Into a pipe, stdout is
+    fully buffered, so a warning would come after errors printed later, even after the
+    process ended: line-buffer it (before GridLAB-D prints anything)."""
+    libc = ctypes.CDLL(None)
+    libc.setvbuf(ctypes.c_void_p.in_dll(libc, "stdout"), None, IOLBF, 0)
 
 
 def emit(line: str) -> None:
@@ -141,6 +150,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     die_with_parent()
+    line_buffered_stdout()
     root = args.root.resolve()
     model = (root / args.model).resolve()
     os.chdir(model.parent)

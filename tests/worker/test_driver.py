@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.worker import console
+from app.worker.jobdir import JobDir, scratch_env
 from app.worker.outcome import classify
 from app.worker.supervisor import ConsoleReader, Outcome
 from tests.conftest import MODELS
@@ -27,7 +27,7 @@ def drive(job: Path, model: str, *extra: str, timeout: float = 60) -> tuple[int,
         [sys.executable, "-m", "app.worker.gridlabd_driver", "--root", str(job), "--model", model,
          *extra],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
-        env={**os.environ, "TMPDIR": str(job / ".tmp")},  # as the worker runs it
+        env=scratch_env(JobDir(job)),  # the environment the worker gives it
     )  # fmt: skip
     lines, rest = console.split_lines(result.stdout + "\n")
     return result.returncode, lines
@@ -91,6 +91,9 @@ def test_weather_file_in_the_wrong_folder_is_a_model_error_that_says_where(tmp_p
     assert "upload the file as 'WA-Yakima.tmy2'" in error["message"]
     # The process ends with the code GridLAB-D returned, so the details agree.
     assert code == error["details"]["exit_code"] == error["details"]["gridlabd_code"] == 6
+    # Warnings (C stdout) and errors (stderr) arrive in the order GridLAB-D printed them.
+    order = [(m["severity"], m["phase"]) for m in error["details"]["messages"]]
+    assert order == [("WARNING", "load"), *[("ERROR", "run")] * 4, ("FATAL", "run")], order
 
 
 def test_the_log_shows_job_paths_and_no_server_folder(tmp_path):
