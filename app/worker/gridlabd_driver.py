@@ -89,18 +89,18 @@ def hidden_paths(root: Path) -> list[tuple[str, str]]:
     """The server's folders that may appear in messages, longest first, with what a user
     sees instead: job paths relative to the job folder, the installation by its role."""
     spec = importlib.util.find_spec("gridlabd")
-    shown = {
+    folders = {
         sysconfig.get_paths()["purelib"]: "<site-packages>",
         sysconfig.get_paths()["platlib"]: "<site-packages>",
         str(PROJECT_ROOT): "<service>",
     }
     if spec is not None and spec.origin:
-        shown[str(Path(spec.origin).parent)] = "<gridlabd>"
+        folders[str(Path(spec.origin).parent)] = "<gridlabd>"
     if sys.prefix != sys.base_prefix:  # a virtualenv
-        shown[sys.prefix] = "<venv>"
-    for job in {str(root), str(root.absolute())}:
-        shown[job + "/"] = ""
-        shown[job] = "."
+        folders[sys.prefix] = "<venv>"
+    # Whole path segments only ("/app/" never turns "/application" into something else).
+    shown = {f"{path}/": f"{name}/" for path, name in folders.items()}
+    shown[f"{root}/"] = ""
     return sorted(shown.items(), key=lambda item: len(item[0]), reverse=True)
 
 
