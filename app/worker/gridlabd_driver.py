@@ -81,8 +81,8 @@ def warn_disabled_directives(root: Path) -> None:
     """Say in the console which ``#system`` lines will not run (the sandbox stops them)."""
     for name, number, line in glm_lines(root):
         if SYSTEM_DIRECTIVE.match(line):
-            warn("SANDBOX", f"{name}({number}): #system is disabled on this service; the "
-                 "command will not run")  # fmt: skip
+            text = "#system is disabled on this service; the command will not run"
+            warn("SANDBOX", f"{name}({number}): {text}")
 
 
 def hidden_paths(root: Path) -> list[tuple[str, str]]:
@@ -117,9 +117,12 @@ def unused_parameters(simulator: Any, root: Path, parameters: dict[str, str]) ->
 
 def warn_unused(names: list[str]) -> None:
     for name in names:
-        warn("PARAMETERS", f"parameter {name} has no effect: the model never reads it (no "
-             f"${{{name}}}, #ifdef {name} or #ifndef {name} in its .glm files) and it is not a "
-             "GridLAB-D global")  # fmt: skip
+        reads = f"${{{name}}}, #ifdef {name} or #ifndef {name}"
+        warn(
+            "PARAMETERS",
+            f"parameter {name} has no effect: the model never reads it (no {reads} in its "
+            ".glm files) and it is not a GridLAB-D global",
+        )
     if names:
         emit(marker("unused_parameters", names=names))
 
