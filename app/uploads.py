@@ -7,6 +7,7 @@ from typing import BinaryIO
 from flask import request
 
 from app.errors import DomainError
+from app.parsing import UnsupportedMediaType
 
 
 class PayloadTooLarge(DomainError):
@@ -17,8 +18,15 @@ def limited_body(max_bytes: int) -> BinaryIO:
     """Return the request body as a stream that refuses to yield more than ``max_bytes``.
 
     A declared Content-Length over the limit is refused before reading anything; a chunked
-    body is cut off (werkzeug raises 413) as soon as it passes the limit.
+    body is cut off (werkzeug raises 413) as soon as it passes the limit. A multipart form
+    (``curl -F``) is refused: its bytes are not the file, and storing them would corrupt it.
     """
+    if request.mimetype == "multipart/form-data":
+        raise UnsupportedMediaType(
+            "Send the file itself as the request body (curl --data-binary @FILE), not as a "
+            "multipart form (curl -F)",
+            {"Content-Type": ["multipart/form-data is not accepted; send the raw file"]},
+        )
     if request.content_length is not None and request.content_length > max_bytes:
         raise PayloadTooLarge(
             f"Upload is larger than the limit of {max_bytes} bytes",

@@ -138,8 +138,25 @@ def pipeline(client: FlaskClient, client_headers: dict[str, str]) -> dict[str, A
 
 
 @pytest.fixture
-def run(
+def model_file(
     client: FlaskClient, client_headers: dict[str, str], pipeline: dict[str, Any]
+) -> dict[str, Any]:
+    """The pipeline's model, uploaded: a pipeline can run once it has it."""
+    response = client.post(
+        f"/api/v1.0/pipelines/{pipeline['id']}/files?name={pipeline['model']}",
+        data=b"clock { starttime '2000-01-01 00:00:00'; stoptime '2000-01-01 00:00:01'; }\n",
+        headers=client_headers,
+    )
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+@pytest.fixture
+def run(
+    client: FlaskClient,
+    client_headers: dict[str, str],
+    pipeline: dict[str, Any],
+    model_file: dict[str, Any],
 ) -> dict[str, Any]:
     response = client.post(
         f"/api/v1.0/pipelines/{pipeline['id']}/runs", json={}, headers=client_headers

@@ -23,3 +23,17 @@ def test_ci_runs_the_readme_test_command():
     assert "test-command" in ci
     block = re.search(r"<!-- test-command -->\n```bash\n(.+)\n```\n<!-- /test-command -->", README)
     assert block and "pytest" in block.group(1)
+
+
+def test_walk_through_sets_every_variable_before_using_it():
+    """A block pasted into a new shell after the ones above it finds what it uses (the
+    walk-through itself runs in tests/e2e/test_readme_walkthrough.py)."""
+    blocks = re.findall(r"<!-- walk-through -->\n```bash\n(.*?)\n```", README, re.S)
+    assert blocks
+    known = {"API_TOKEN"}  # exported from the output of invoke create-application-key
+    for number, line in enumerate("\n".join(blocks).splitlines(), start=1):
+        code = line.split("#", 1)[0] if line.lstrip().startswith("#") else line
+        used = set(re.findall(r"\$\{?([A-Za-z_]\w*)(?![\w:-])", code)) - known
+        assert not used, f"walk-through line {number} uses {sorted(used)} before setting it"
+        known |= set(re.findall(r"^\s*(?:export\s+)?([A-Za-z_]\w*)=", code))
+        known |= set(re.findall(r"\bfor\s+([A-Za-z_]\w*)\s+in\b", code))

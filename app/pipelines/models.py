@@ -67,6 +67,8 @@ class PipelineRun(Run):
     # Only the service creates these (a workflow hands an upstream artifact down); the
     # worker fetches them through the API, which checks the reference against this list.
     artifact_inputs: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    # Set by the worker once it has read the model; NULL on runs made before it reported.
+    unused_parameters: Mapped[list[str] | None] = mapped_column(JSON, default=list)
 
     pipeline: Mapped[Pipeline] = relationship()
 

@@ -7,12 +7,12 @@ from typing import Any
 
 from flask import current_app, send_file, url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from app.auth.decorators import require_permission
 from app.auth.models import Permission
 from app.extensions import db
 from app.pagination import PageArgsSchema
+from app.parsing import Blueprint
 from app.pipelines import queries, services
 from app.pipelines.schemas import (
     FileNameQuerySchema,
@@ -24,6 +24,7 @@ from app.pipelines.schemas import (
     PipelineSchema,
     PipelineUpdateSchema,
     RunCreateSchema,
+    UnusedParametersSchema,
 )
 from app.runs import broker
 from app.runs.client_routes import add_run_routes
@@ -142,6 +143,7 @@ class PipelineRuns(ClientView):
     def post(self, data: dict[str, Any], pipeline_id: str) -> Any:
         """Start a run. Send an Idempotency-Key header to make retries safe."""
         pipeline = services.lock_pipeline(db.session, pipeline_id, shared=True)
+        services.check_model_uploaded(pipeline)
         run = services.create_run(db.session, pipeline, data)
         db.session.commit()
         if broker.publish(run):
@@ -189,3 +191,13 @@ def worker_file(run_id: str, name: str) -> Any:
     """Stream one file of the pipeline that run ``run_id`` executes."""
     key = queries.get_run_file_key(db.session, run_id, name)
     return send_file(store().open(key), mimetype="application/octet-stream")
+
+
+@worker_blp.route("/<run_id>/unused-parameters", methods=["POST"], endpoint="unused_parameters")
+@require_permission(Permission.PIPELINES_WORKER)
+@worker_blp.arguments(UnusedParametersSchema)
+@worker_blp.response(204)
+def worker_unused_parameters(data: dict[str, Any], run_id: str) -> None:
+    """Record the parameters the run's model never reads (shown as ``unused_parameters``)."""
+    services.record_unused_parameters(db.session, run_id, data["attempt"], data["names"])
+    db.session.commit()

@@ -7,7 +7,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from app.filenames import name_problem
 from app.outbound import OutboundPolicy, policy_for
-from app.runs.schemas import ArtifactSchema, CallbackUrl, RunFieldsSchema
+from app.runs.schemas import ArtifactSchema, AttemptSchema, CallbackUrl, RunFieldsSchema
 
 PARAMETER_NAME = validate.Regexp(
     r"^[A-Za-z_][A-Za-z0-9_.]{0,99}$",
@@ -141,9 +141,26 @@ class PipelineRunSchema(RunFieldsSchema):
     pipeline_id = fields.String()
     inputs = fields.List(fields.Nested(InputSchema))
     parameters = fields.Dict(keys=fields.String(), values=fields.String())
+    unused_parameters = fields.List(
+        fields.String(),
+        allow_none=True,
+        metadata={
+            "description": "Parameters that have no effect: the model never reads them (no "
+            "${NAME}, #ifdef NAME or #ifndef NAME in its .glm files) and they are not GridLAB-D "
+            "globals. Filled in when the worker has read the model; the log warns too."
+        },
+    )
     artifacts = fields.List(fields.Nested(ArtifactSchema))
 
 
 class PipelineRunPageSchema(Schema):
     items = fields.List(fields.Nested(PipelineRunSchema))
     next_cursor = fields.String(allow_none=True)
+
+
+class UnusedParametersSchema(AttemptSchema):
+    """Worker side: the run's parameters its model never reads."""
+
+    names = fields.List(
+        fields.String(validate=PARAMETER_NAME), required=True, validate=validate.Length(max=200)
+    )

@@ -11,11 +11,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.errors import Conflict, ErrorCode, NotFound
+from app.errors import Conflict, ErrorCode, NotFound, ValidationFailed
 from app.pipelines.models import Pipeline, PipelineFile, PipelineRun
 from app.pipelines.queries import has_unfinished_runs
 from app.runs.models import Run
-from app.runs.services import record_creation
+from app.runs.services import check_attempt, lock_run, record_creation
 from app.storage import ObjectStore
 
 _signals = Namespace()
@@ -115,6 +115,28 @@ def store_file(
     return record, existing is None, old_key
 
 
+def check_model_uploaded(pipeline: Pipeline) -> None:
+    """A run needs the file the pipeline names as its model: refuse now, listing the files
+    the pipeline has, rather than let the run fail on the worker."""
+    names = [f.name for f in pipeline.files]
+    if pipeline.model in names:
+        return
+    model = pipeline.model
+    if not names:
+        has = "it has no files yet"
+    else:
+        has = "its files are " + ", ".join(repr(name) for name in names)
+    same = [n for n in names if n.rsplit("/", 1)[-1] == model.rsplit("/", 1)[-1]]
+    if same:
+        has += f" ({same[0]!r} has the model's name in another folder)"
+    raise ValidationFailed(
+        f"The pipeline has no file {model!r}, the model it names; {has}. Upload the model "
+        f"under that name (POST /api/v1.0/pipelines/{pipeline.id}/files?name={model}, the file "
+        "as the body), or change the pipeline's model to one of its files",
+        {"model": [f"No file {model!r}; {has}"]},
+    )
+
+
 def create_run(
     session: Session,
     pipeline: Pipeline,
@@ -143,4 +165,15 @@ def create_run(
     session.add(run)
     session.flush()
     record_creation(session, run)
+    return run
+
+
+def record_unused_parameters(
+    session: Session, run_id: str, attempt: int, names: list[str]
+) -> PipelineRun:
+    """The worker found parameters the run's model never reads; keep those the run has."""
+    run = lock_run(session, run_id, PipelineRun)
+    check_attempt(run, attempt)
+    run.unused_parameters = sorted(set(names) & set(run.parameters))
+    session.flush()
     return run

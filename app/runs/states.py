@@ -41,10 +41,11 @@ TRANSITIONS: dict[RunState, frozenset[RunState]] = {
 class ErrorType(str, enum.Enum):
     """Why a run did not complete; clients branch on this, so the names are a contract."""
 
-    MODEL_ERROR = "MODEL_ERROR"  # the model failed to load (file and line in details)
+    MODEL_ERROR = "MODEL_ERROR"  # the model failed to load or initialise (GridLAB-D says why)
     SIMULATION_ERROR = "SIMULATION_ERROR"  # the simulator ran and reported failure
     CRASH = "CRASH"  # the simulation process died (signal, abnormal exit)
     INPUT_ERROR = "INPUT_ERROR"  # an input could not be fetched or is not allowed
+    PARAMETER_ERROR = "PARAMETER_ERROR"  # GridLAB-D could not set a parameter to its value
     TIMEOUT = "TIMEOUT"
     CANCELLED = "CANCELLED"
     WORKER_LOST = "WORKER_LOST"  # the attempt's lease expired: the worker died or hung

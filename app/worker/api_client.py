@@ -130,6 +130,10 @@ class WorkerApi:
         body = {"attempt": self.attempt, "state": state, "error": error}
         return self._call("POST", "state", json=body).json()
 
+    def unused_parameters(self, names: list[str]) -> None:
+        body = {"attempt": self.attempt, "names": names}
+        self._call("POST", "unused-parameters", json=body)
+
     def download(self, path: str) -> Iterator[bytes]:
         """Stream a file the API serves (a pipeline file), in 1 MB chunks."""
         response = self._call("GET", path, stream=True)

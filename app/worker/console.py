@@ -13,8 +13,15 @@ from typing import Any
 
 MARKER = "@@gldjob "
 _PROGRESS = re.compile(r"Processing (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
-# GridLAB-D reports model errors as ``file.glm(12): message``.
+# GridLAB-D's messages: ``ERROR    [INIT] : text``; the context is INIT or the simulation
+# clock. The text, and the unprefixed lines of the GLM parser and of #print, may start
+# with ``file.glm(12): ``.
+_SEVERITY = re.compile(
+    r"^(?P<severity>FATAL|ERROR|WARNING|INFO|DEBUG|VERBOSE|TESTING)\s+"
+    r"\[(?P<context>[^\]]*)\]\s*:\s?(?P<text>.*)$"
+)
 _FILE_LINE = re.compile(r"^(?P<file>[^\s()][^()]*?)\((?P<line>\d+)\): (?P<message>.+)$")
+ERROR_SEVERITIES = ("ERROR", "FATAL")
 _TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
 
 
@@ -58,13 +65,35 @@ def percent_done(start: datetime, stop: datetime, clock: datetime) -> float:
     return round(max(0.0, min(100.0, (clock - start).total_seconds() / span * 100)), 2)
 
 
-def model_error(line: str) -> dict[str, Any] | None:
-    """``{file, line, message}`` from a ``file(line): message`` line, else None."""
-    found = _FILE_LINE.match(line.strip())
-    if not found:
+def parse_message(line: str, loaded: bool) -> dict[str, Any] | None:
+    """``{severity, context?, file?, line?, message, phase}`` from one of GridLAB-D's message
+    lines, else None. Unprefixed ``file(line): text`` lines (parse errors, #print output)
+    get the severity MESSAGE; ``phase`` is "load" until the model has loaded, then "run"."""
+    stripped = line.strip()
+    prefixed = _SEVERITY.match(stripped)
+    text = prefixed.group("text").strip() if prefixed else stripped
+    located = _FILE_LINE.match(text)
+    if prefixed is None and located is None:
         return None
-    return {
-        "file": found.group("file"),
-        "line": int(found.group("line")),
-        "message": found.group("message").strip(),
+    found: dict[str, Any] = {
+        "severity": prefixed.group("severity") if prefixed else "MESSAGE",
+        "message": text,
+        "phase": "run" if loaded else "load",
     }
+    if prefixed:
+        found["context"] = prefixed.group("context").strip()
+    if located:
+        found.update(
+            file=located.group("file"),
+            line=int(located.group("line")),
+            message=located.group("message").strip(),
+        )
+    return found
+
+
+def hide_paths(line: str, started: dict[str, Any] | None) -> str:
+    """Show the server's folders as the driver's ``started`` marker says (the job folder
+    as relative paths, the installation as ``<gridlabd>``...): users see their own world."""
+    for server_path, shown in (started or {}).get("hide", []):
+        line = line.replace(server_path, shown)
+    return line

@@ -13,17 +13,28 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import importlib.util
 import os
 import re
 import signal
 import sys
+import sysconfig
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from app.worker.console import marker
 from app.worker.sandbox import SandboxUnavailable, confine
 
 PR_SET_PDEATHSIG = 1
+IOLBF = 1  # setvbuf's line-buffered mode (glibc)
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 SYSTEM_DIRECTIVE = re.compile(r"^\s*#system\b")
+# How a model reads a parameter NAME: ${NAME}, or #ifdef/#ifndef/#if NAME.
+REFERENCE = re.compile(
+    r"\$\{\s*([A-Za-z_][A-Za-z0-9_.]*)|^\s*#\s*(?:ifdef|ifndef|if)\s+([A-Za-z_][A-Za-z0-9_.]*)"
+)
+REFUSED = re.compile(r"global_setvar\(\): unable to set (?P<name>\S+) to (?P<value>.*)$")
 # Without these, GridLAB-D writes a checkpoint (62 MB on a large feeder) and an XML dump
 # on failure into the job folder (docs: gridlabd-notes.md).
 QUIET_DEFINES = ["-D", "checkpoint_type=NONE", "-D", "dumpfile="]
@@ -37,6 +48,14 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
+def line_buffered_stdout() -> None:
+    """GridLAB-D prints warnings on C's stdout and errors on stderr. Into a pipe, stdout is
+    fully buffered, so a warning would come after errors printed later, even after the
+    process ended: line-buffer it (before GridLAB-D prints anything)."""
+    libc = ctypes.CDLL(None)
+    libc.setvbuf(ctypes.c_void_p.in_dll(libc, "stdout"), None, IOLBF, 0)
+
+
 def emit(line: str) -> None:
     """Write a marker on a line of its own: stdout and stderr share one pipe, and
     GridLAB-D leaves progress lines unterminated, so start with a newline, in one write."""
@@ -44,19 +63,82 @@ def emit(line: str) -> None:
     os.write(sys.stdout.fileno(), f"\n{line}\n".encode())
 
 
-def warn_disabled_directives(root: Path) -> None:
-    """Say in the console which ``#system`` lines will not run (the sandbox stops them)."""
+def warn(context: str, text: str) -> None:
+    """A warning in GridLAB-D's own format, so the run's log reads as one."""
+    print(f"WARNING  [{context}] : {text}", file=sys.stderr, flush=True)
+
+
+def glm_lines(root: Path) -> Iterator[tuple[str, int, str]]:
+    """(name in the job folder, line number, text) of every line of the job's .glm files."""
     for path in sorted(root.rglob("*.glm")):
+        name = path.relative_to(root).as_posix()
         with open(path, errors="replace") as model:
             for number, line in enumerate(model, start=1):
-                if SYSTEM_DIRECTIVE.match(line):
-                    name = path.relative_to(root).as_posix()
-                    print(
-                        f"WARNING  [SANDBOX] : {name}({number}): #system is disabled on this "
-                        "service; the command will not run",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+                yield name, number, line
+
+
+def warn_disabled_directives(root: Path) -> None:
+    """Say in the console which ``#system`` lines will not run (the sandbox stops them)."""
+    for name, number, line in glm_lines(root):
+        if SYSTEM_DIRECTIVE.match(line):
+            text = "#system is disabled on this service; the command will not run"
+            warn("SANDBOX", f"{name}({number}): {text}")
+
+
+def hidden_paths(root: Path) -> list[tuple[str, str]]:
+    """The server's folders that may appear in messages, longest first, with what a user
+    sees instead: job paths relative to the job folder, the installation by its role."""
+    spec = importlib.util.find_spec("gridlabd")
+    folders = {
+        sysconfig.get_paths()["purelib"]: "<site-packages>",
+        sysconfig.get_paths()["platlib"]: "<site-packages>",
+        str(PROJECT_ROOT): "<service>",
+    }
+    if spec is not None and spec.origin:
+        folders[str(Path(spec.origin).parent)] = "<gridlabd>"
+    if sys.prefix != sys.base_prefix:  # a virtualenv
+        folders[sys.prefix] = "<venv>"
+    # Whole path segments only ("/app/" never turns "/application" into something else).
+    shown = {f"{path}/": f"{name}/" for path, name in folders.items()}
+    shown[f"{root}/"] = ""
+    return sorted(shown.items(), key=lambda item: len(item[0]), reverse=True)
+
+
+def unused_parameters(simulator: Any, root: Path, parameters: dict[str, str]) -> list[str]:
+    """Parameters the model never reads: no reference in the job's .glm files, and not one
+    of GridLAB-D's own globals (those exist, with a value, before any model is loaded)."""
+    read: set[str] = set()
+    for _, _, line in glm_lines(root):
+        read.update(a or b for a, b in REFERENCE.findall(line))
+    return sorted(
+        name for name in parameters if name not in read and simulator.get_global(name) == ""
+    )
+
+
+def warn_unused(names: list[str]) -> None:
+    for name in names:
+        reads = f"${{{name}}}, #ifdef {name} or #ifndef {name}"
+        warn(
+            "PARAMETERS",
+            f"parameter {name} has no effect: the model never reads it (no {reads} in its "
+            ".glm files) and it is not a GridLAB-D global",
+        )
+    if names:
+        emit(marker("unused_parameters", names=names))
+
+
+def refused_parameter(messages: list[dict[str, str]], parameters: dict[str, str]) -> dict | None:
+    """The first parameter GridLAB-D said it could not set (it goes on without it)."""
+    for message in messages:
+        found = REFUSED.search(message.get("message", ""))
+        if found and found.group("name") in parameters:
+            name = found.group("name")
+            return {"name": name, "value": parameters[name], "message": message["message"]}
+    return None
+
+
+def parameters_of(defines: list[str]) -> dict[str, str]:
+    return dict(define.split("=", 1) if "=" in define else (define, "") for define in defines)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -71,9 +153,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     die_with_parent()
+    line_buffered_stdout()
     root = args.root.resolve()
     model = (root / args.model).resolve()
     os.chdir(model.parent)
+    folder = model.parent.relative_to(root).as_posix()
+    emit(marker("started", folder="" if folder == "." else folder, hide=hidden_paths(root)))
     # GridLAB-D handles SIGINT during run() (stop at the next step, flush outputs); during
     # load Python would defer it, so restore the default: interrupted loads just end.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -87,8 +172,17 @@ def main(argv: list[str] | None = None) -> int:
             emit(marker("sandbox_unavailable", message=str(exc)))
             return 70
     simulator = gridlabd.DirectGridLabD()
+    parameters = parameters_of(args.defines)
+    warn_unused(unused_parameters(simulator, root, parameters))
     defines = [part for value in args.defines for part in ("-D", value)]
+    simulator.enable_message_capture(True)  # during the load only: defines are set then
     code = _code(simulator.load_glm([model.name, *QUIET_DEFINES, *defines]))
+    refused = refused_parameter(simulator.get_messages(), parameters)
+    simulator.enable_message_capture(False)
+    simulator.clear_messages()
+    if refused is not None:
+        emit(marker("parameter_refused", **refused))
+        return 2
     if code != 0:
         emit(marker("load_failed", code=code))
         return 3
@@ -106,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     # exit_gld finalizes the recorders (CSV files are complete only after it) and ends
-    # the process with GridLAB-D's own exit code.
+    # the process with GridLAB-D's exit_code global: make that the code run() returned.
+    if code != 0:
+        simulator.set_global("exit_code", str(code))
     simulator.exit_gld("")
     return code
 

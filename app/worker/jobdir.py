@@ -102,8 +102,8 @@ def fetch_inputs(job: JobDir, settings: Settings, inputs: list[dict[str, str]]) 
         job.path_for(name)
         try:
             job.write(name, _stream(settings, url))
-        except InputError:
-            raise
+        except InputError as exc:  # say which input: a run may have many
+            raise InputError(f"Input {name!r} could not be fetched: {exc}") from exc
         except OutboundRefused as exc:
             raise InputError(f"Input {name!r} was not fetched from {url}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - every fetch failure is the input's

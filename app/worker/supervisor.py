@@ -42,7 +42,7 @@ class Outcome:
     stopped_for: str | None = None  # "cancel" or "timeout"
     abandoned: bool = False  # the attempt lost the run: nothing more may be reported
     markers: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    model_errors: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    messages: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # parsed lines
     tail: list[str] = dataclasses.field(default_factory=list)
 
     def event(self, name: str) -> dict[str, Any] | None:
@@ -80,12 +80,13 @@ class ConsoleReader(threading.Thread):
                     self.start_time = console.parse_clock(found.get("starttime", ""))
                     self.stop_time = console.parse_clock(found.get("stoptime", ""))
                 return
+            line = console.hide_paths(line, self.outcome.event("started"))
             clock = console.progress_clock(line)
             if clock is not None:
                 self.clock = clock
-            error = console.model_error(line)
-            if error is not None:
-                self.outcome.model_errors.append(error)
+            message = console.parse_message(line, self.outcome.event("loaded") is not None)
+            if message is not None:
+                self.outcome.messages.append(message)
             self.pending.append(line)
             self.outcome.tail = (self.outcome.tail + [line])[-20:]
 

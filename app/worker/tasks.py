@@ -75,6 +75,9 @@ def execute(
     outcome = supervisor.run(simulation_command(job, spec), jobdir.scratch_env(job))
     if outcome.abandoned:
         raise StaleAttempt("the run was taken from this attempt")
+    unused = outcome.event("unused_parameters")
+    if unused:
+        api.unused_parameters(unused["names"])
     partial = outcome.stopped_for is not None
     for name in job.outputs(before):
         with open(job.root / name, "rb") as stream:

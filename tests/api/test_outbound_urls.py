@@ -61,7 +61,7 @@ def test_callback_on_internal_host_is_refused(client, client_headers, pipeline, 
     assert any(reason.startswith("Refused:") for reason in reasons), reasons
 
 
-def test_public_addresses_are_accepted(client, client_headers, pipeline):
+def test_public_addresses_are_accepted(client, client_headers, pipeline, model_file):
     body = {
         "inputs": [{"name": "w.tmy2", "url": "http://93.184.216.34/w.tmy2"}],
         "callback_url": "https://[2606:4700:4700::1111]/hook",

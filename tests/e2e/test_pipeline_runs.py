@@ -187,7 +187,9 @@ def test_input_url_that_404s_fails_input_error(client, tmp_path):
         run = client.create_run(pipeline["id"], {"inputs": [{"name": "data.csv", "url": url}]})
         run = client.wait_for_state(pipeline["id"], run["id"], "FAILED", 60)
         assert run["error"]["type"] == "INPUT_ERROR", describe(run)
-        assert "404" in json.dumps(run["error"]) or "data.csv" in json.dumps(run["error"])
+        message = run["error"]["message"]
+        assert message.startswith("Input 'data.csv' could not be fetched: "), message
+        assert url in message and "404" in message, message
         assert ("/missing.csv", 404) in server.requests
         assert run["attempt"] == 1 and run["artifacts"] == []
 

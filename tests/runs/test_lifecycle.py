@@ -266,7 +266,7 @@ def test_unpublished_run_is_published_by_the_sweeper(app, client, client_headers
     assert db.session.get(Run, run["id"]).dispatched_at is not None
 
 
-def test_idempotent_create_run(client, client_headers, pipeline):
+def test_idempotent_create_run(client, client_headers, pipeline, model_file):
     url = f"/api/v1.0/pipelines/{pipeline['id']}/runs"
     headers = {**client_headers, "Idempotency-Key": "k-1"}
     first = client.post(url, json={"parameters": {"A": "2"}}, headers=headers)
@@ -288,7 +288,9 @@ def _age_idempotency_record(key, seconds, status="keep"):
     db.session.commit()
 
 
-def test_a_key_left_pending_by_a_dead_request_is_taken_over(app, client, client_headers, pipeline):
+def test_a_key_left_pending_by_a_dead_request_is_taken_over(
+    app, client, client_headers, pipeline, model_file
+):
     """A crash between recording a key and storing its answer must not wedge the key."""
     settings = app.config["SETTINGS"]
     url = f"/api/v1.0/pipelines/{pipeline['id']}/runs"
@@ -305,7 +307,7 @@ def test_a_key_left_pending_by_a_dead_request_is_taken_over(app, client, client_
     assert replay.get_json()["id"] == taken_over.get_json()["id"]
 
 
-def test_idempotency_records_expire(app, client, client_headers, pipeline):
+def test_idempotency_records_expire(app, client, client_headers, pipeline, model_file):
     settings = app.config["SETTINGS"]
     url = f"/api/v1.0/pipelines/{pipeline['id']}/runs"
     headers = {**client_headers, "Idempotency-Key": "k-old"}
@@ -357,7 +359,7 @@ def test_worker_file_download(client, client_headers, worker_headers, pipeline, 
 
 
 def test_callback_is_published_once_after_the_end(
-    app, client, client_headers, worker_headers, pipeline
+    app, client, client_headers, worker_headers, pipeline, model_file
 ):
     url = f"/api/v1.0/pipelines/{pipeline['id']}/runs"
     created = client.post(

@@ -22,14 +22,53 @@ def test_progress_from_the_simulation_clock():
     assert console.progress_clock("WARNING  [INIT] : something") is None
 
 
-def test_model_error_lines():
-    error = console.model_error("models/bad.glm(12): expected ';' at end of property specification")
-    assert error == {
+def test_message_lines_with_severity_context_file_and_line():
+    parse = console.parse_message
+    assert parse("models/bad.glm(12): expected ';' at end of property specification", False) == {
+        "severity": "MESSAGE",
         "file": "models/bad.glm",
         "line": 12,
         "message": "expected ';' at end of property specification",
+        "phase": "load",
     }
-    assert console.model_error("FATAL    [INIT] : failed to load model file: bad.glm") is None
+    assert parse("FATAL    [INIT] : failed to load model file: bad.glm", False) == {
+        "severity": "FATAL",
+        "context": "INIT",
+        "message": "failed to load model file: bad.glm",
+        "phase": "load",
+    }
+    # A warning that names a file is a warning, not a model error.
+    warning = parse(
+        "WARNING  [INIT] : <gridlabd>/share/tzinfo.txt(170): timezone spec 'PST0PDT' not "
+        "found in 'tzinfo.txt', will include no DST information",
+        False,
+    )
+    assert warning["severity"] == "WARNING" and warning["context"] == "INIT"
+    assert (warning["file"], warning["line"]) == ("<gridlabd>/share/tzinfo.txt", 170)
+    assert warning["message"].startswith("timezone spec 'PST0PDT' not found")
+    error = parse(
+        "ERROR    [2000-01-01 00:00:00 UTC] : 2000-01-01 00:00:00 UTC: object player_auto_1 "
+        "stopped its clock (exec)!",
+        True,
+    )
+    assert error["severity"] == "ERROR" and error["context"] == "2000-01-01 00:00:00 UTC"
+    assert error["phase"] == "run" and "file" not in error
+    assert parse("init_node(obj=0;n1): nominal_voltage is not set", True) is None
+    assert parse("recorder file out/x.csv: No such file or directory", True) is None
+    assert parse("Processing 2001-07-24 10:49:49 PST...", True) is None
+
+
+def test_server_paths_are_shown_as_the_driver_says():
+    started = {
+        "event": "started",
+        "hide": [["/venv/lib/site-packages/gridlabd", "<gridlabd>"], ["/jobs/r-1/", ""]],
+    }
+    line = "WARNING  [INIT] : /venv/lib/site-packages/gridlabd/share/tzinfo.txt(170): x"
+    assert (
+        console.hide_paths(line, started) == "WARNING  [INIT] : <gridlabd>/share/tzinfo.txt(170): x"
+    )
+    assert console.hide_paths("open /jobs/r-1/models/a.csv", started) == "open models/a.csv"
+    assert console.hide_paths("open /jobs/r-1/a.csv", None) == "open /jobs/r-1/a.csv"
 
 
 def test_markers_round_trip():
