@@ -12,7 +12,7 @@ from app.errors import NotFound
 from app.pagination import paginate
 from app.pipelines.models import Pipeline, PipelineFile, PipelineRun
 from app.runs.queries import get_artifact
-from app.runs.states import FINAL_STATES, RunState
+from app.runs.states import RunState
 
 
 def get_pipeline(session: Session, pipeline_id: str) -> Pipeline:
@@ -87,10 +87,3 @@ def list_runs(
     if state is not None:
         query = query.where(PipelineRun.state == state)
     return paginate(session, query, PipelineRun.created_at, PipelineRun.id, limit, cursor)
-
-
-def has_unfinished_runs(session: Session, pipeline_id: str) -> bool:
-    unfinished = select(PipelineRun.id).where(
-        PipelineRun.pipeline_id == pipeline_id, PipelineRun.state.not_in(FINAL_STATES)
-    )
-    return session.scalar(unfinished.limit(1)) is not None

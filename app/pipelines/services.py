@@ -7,15 +7,13 @@ import uuid
 from typing import Any, BinaryIO
 
 from blinker import Namespace
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.errors import Conflict, ErrorCode, NotFound, ValidationFailed
+from app.errors import NotFound, ValidationFailed
 from app.pipelines.models import Pipeline, PipelineFile, PipelineRun
-from app.pipelines.queries import has_unfinished_runs
-from app.runs.models import Run
-from app.runs.services import check_attempt, lock_run, record_creation
+from app.runs.services import check_attempt, delete_runs, lock_run, record_creation
 from app.storage import ObjectStore
 
 _signals = Namespace()
@@ -74,17 +72,12 @@ def delete_pipeline(session: Session, pipeline: Pipeline) -> list[str]:
     deletes after the commit.
     """
     pipeline_deleting.send(pipeline, session=session)
-    if has_unfinished_runs(session, pipeline.id):
-        raise Conflict(
-            "Pipeline has unfinished runs; cancel them or wait for them to end",
-            {"pipeline_id": ["Has runs that are READY, RUNNING or CANCELLING"]},
-            ErrorCode.RUN_NOT_FINISHED,
-        )
-    run_ids = list(
-        session.scalars(select(PipelineRun.id).where(PipelineRun.pipeline_id == pipeline.id))
+    run_ids = delete_runs(
+        session,
+        select(PipelineRun.id).where(PipelineRun.pipeline_id == pipeline.id),
+        "Pipeline",
+        "pipeline_id",
     )
-    if run_ids:
-        session.execute(delete(Run).where(Run.id.in_(run_ids)))
     session.delete(pipeline)
     session.flush()
     return [f"pipelines/{pipeline.id}/", *(f"runs/{run_id}/" for run_id in run_ids)]

@@ -12,13 +12,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, ErrorCode, NotFound
 from app.runs import children
 from app.runs.models import Run, RunArtifact, RunLogLine, RunStateChange
-from app.runs.states import RETRYABLE_ERRORS, ErrorType, RunState
+from app.runs.states import FINAL_STATES, RETRYABLE_ERRORS, ErrorType, RunState
 from app.timeutil import utcnow
 
 LIVE_STATES = (RunState.RUNNING, RunState.CANCELLING)
@@ -90,6 +90,25 @@ def _tell_parent(session: Session, child: Run) -> None:
     policy = children.policy_for(parent.kind) if parent is not None else None
     if parent is not None and policy is not None:
         policy.child_ended(session, parent, child)
+
+
+def delete_runs(session: Session, run_ids: Select, owner: str, field: str) -> list[str]:
+    """Delete the runs ``run_ids`` selects, with their history, logs and artifact rows;
+    refuse (RUN_NOT_FINISHED) while one is unfinished. Return the deleted ids, whose
+    stored artifacts the caller deletes after the commit."""
+    ids = list(session.scalars(run_ids))
+    unfinished = session.scalar(
+        select(Run.id).where(Run.id.in_(ids), Run.state.not_in(FINAL_STATES)).limit(1)
+    )
+    if unfinished is not None:
+        raise Conflict(
+            f"{owner} has unfinished runs; cancel them or wait for them to end",
+            {field: ["Has runs that are READY, RUNNING or CANCELLING"]},
+            ErrorCode.RUN_NOT_FINISHED,
+        )
+    if ids:
+        session.execute(delete(Run).where(Run.id.in_(ids)))
+    return ids
 
 
 def record_creation(session: Session, run: Run) -> None:

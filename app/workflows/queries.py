@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from app.errors import NotFound
 from app.pagination import paginate
 from app.runs.models import Run
-from app.runs.states import FINAL_STATES, RunState
+from app.runs.states import RunState
 from app.workflows import dag
 from app.workflows.models import (
     NodeStatus,
@@ -63,13 +63,6 @@ def workflows_using(session: Session, pipeline_id: str) -> Sequence[Workflow]:
         .where(WorkflowPipeline.pipeline_id == pipeline_id)
         .order_by(Workflow.name)
     ).all()
-
-
-def has_unfinished_runs(session: Session, workflow_id: str) -> bool:
-    unfinished = select(WorkflowRun.id).where(
-        WorkflowRun.workflow_id == workflow_id, WorkflowRun.state.not_in(FINAL_STATES)
-    )
-    return session.scalar(unfinished.limit(1)) is not None
 
 
 _VIEW_COLUMNS = (

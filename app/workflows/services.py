@@ -5,15 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.errors import Conflict, ErrorCode, ValidationFailed
 from app.pipelines.models import Pipeline
 from app.pipelines.services import pipeline_deleting
-from app.runs.models import Run
-from app.runs.services import record_creation
+from app.runs.services import delete_runs, record_creation
 from app.runs.states import RunState
 from app.timeutil import utcnow
 from app.workflows import advance, dag, queries
@@ -66,23 +65,17 @@ def _record_uses(workflow: Workflow) -> None:
     workflow.uses = [WorkflowPipeline(pipeline_id=pipeline_id) for pipeline_id in ids]
 
 
-def delete_workflow(session: Session, workflow: Workflow) -> list[str]:
-    """Delete a workflow and its runs (409 while one is unfinished); return storage prefixes
-    to delete after the commit (none: node runs belong to their pipelines)."""
-    if queries.has_unfinished_runs(session, workflow.id):
-        raise Conflict(
-            "Workflow has unfinished runs; cancel them or wait for them to end",
-            {"workflow_id": ["Has runs that are READY, RUNNING or CANCELLING"]},
-            ErrorCode.RUN_NOT_FINISHED,
-        )
-    run_ids = list(
-        session.scalars(select(WorkflowRun.id).where(WorkflowRun.workflow_id == workflow.id))
+def delete_workflow(session: Session, workflow: Workflow) -> None:
+    """Delete a workflow and its runs (409 while one is unfinished). Its node runs stay
+    with their pipelines (a workflow run has no stored artifacts of its own)."""
+    delete_runs(
+        session,
+        select(WorkflowRun.id).where(WorkflowRun.workflow_id == workflow.id),
+        "Workflow",
+        "workflow_id",
     )
-    if run_ids:
-        session.execute(delete(Run).where(Run.id.in_(run_ids)))
     session.delete(workflow)
     session.flush()
-    return []
 
 
 @pipeline_deleting.connect
