@@ -79,6 +79,7 @@ class Settings:
     SWEEPER_ENABLED: bool = True
 
     CALLBACK_SIGNING_SECRET: str = ""
+    CALLBACK_RETRY_BACKOFF_SECONDS: int = 5
     AUTH_CACHE_SECONDS: float = 10.0
 
     WORKER_API_SERVER: str = "http://127.0.0.1:5000"
