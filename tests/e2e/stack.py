@@ -47,6 +47,7 @@ class Stack:
         self.client_token = ""
         self.worker_token = ""
         self.timings: dict[str, float] = {}
+        self.callback_secret = f"e2e-{uuid.uuid4().hex}"
 
     # --- start and stop ---
 
@@ -74,6 +75,8 @@ class Stack:
             "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
             "OUTBOUND_ALLOWED_HOSTS": ALLOWED_TEST_HOST,
+            "CALLBACK_SIGNING_SECRET": self.callback_secret,
+            "CALLBACK_RETRY_BACKOFF_SECONDS": "1",
             **FAST_RECOVERY,
         }
 
