@@ -14,11 +14,20 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 import pytest
+from redis import Redis
 
 from tests.e2e.conftest import IEEE13, LONG, MEDIUM, residential_files
-from tests.e2e.harness import TERMINAL, artifact, describe, history, wait_until
+from tests.e2e.harness import (
+    FAST_RECOVERY,
+    TERMINAL,
+    artifact,
+    describe,
+    history,
+    wait_until,
+)
 from tests.e2e.procs import alive, cmdline, descendants, kill_all, signal_group
 
 CONCURRENT_RUNS = int(os.environ.get("E2E_CONCURRENT_RUNS", "200"))
@@ -185,6 +194,33 @@ def _broker_refusals(stack) -> int:
     """How many publishes the API has left for the sweeper since it (re)started."""
     text = stack.api.log_text()
     return text[text.rfind("===== start #") :].count("Broker unavailable, jobs.run_pipeline")
+
+
+@pytest.mark.timeout(120)
+def test_run_whose_message_the_broker_lost_is_published_again_and_runs(client, stack):
+    worker = only_one_worker(stack)
+    worker.stop()  # nobody consumes: the run's message waits in Redis
+    pipeline = client.pipeline_with_files(IEEE13.name, [(IEEE13.name, IEEE13)])
+    run = client.create_run(pipeline["id"])
+    # The broker loses the run's message (and any duplicate a sweep published meanwhile:
+    # the submit's commit waits for a sweep that has locked the run).
+    redis = Redis(port=stack.redis_port)
+    messages = [m for m in redis.lrange(stack.queue, 0, -1) if run["id"].encode() in m]
+    assert messages, f"no message of run {run['id']} in the Redis queue"
+    assert sum(redis.lrem(stack.queue, 0, m) for m in messages) == len(messages)
+    lost_at = time.monotonic()
+    stack.add_worker()
+
+    run = client.wait_for_state(pipeline["id"], run["id"], "COMPLETED", 60)
+    assert run["attempt"] == 1 and history(run) == ["READY", "RUNNING", "COMPLETED"], describe(run)
+    # It started from the sweeper's second publish, REDISPATCH_AFTER_SECONDS after the first.
+    waited = (_at(run["states"][1]) - _at(run["states"][0])).total_seconds()
+    assert waited >= int(FAST_RECOVERY["REDISPATCH_AFTER_SECONDS"]) - 1, describe(run)
+    print(f"\nlost message: run COMPLETED {time.monotonic() - lost_at:.1f} s after the loss")
+
+
+def _at(change: dict) -> datetime:
+    return datetime.fromisoformat(change["at"])
 
 
 # --- the API restarts -----------------------------------------------------------------------
