@@ -83,6 +83,7 @@ class Settings:
     INPUT_S3_BUCKETS: str = ""
     IDEMPOTENCY_PENDING_SECONDS: float = 60.0
     IDEMPOTENCY_TTL_SECONDS: int = 86400
+    CALLBACK_RETRY_BACKOFF_SECONDS: int = 5
     AUTH_CACHE_SECONDS: float = 10.0
 
     WORKER_API_SERVER: str = "http://127.0.0.1:5000"

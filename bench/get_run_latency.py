@@ -1,17 +1,22 @@
 """Measure ``GET /pipelines/{id}/runs/{id}`` latency against gunicorn + PostgreSQL.
 
-Usage (from the repository root, PostgreSQL on 127.0.0.1:5432, wrk installed):
+Usage (from the repository root, PostgreSQL on 127.0.0.1:5432, redis-server installed):
 
     python3 -m pipenv run python bench/get_run_latency.py [--write]
 
 Creates a scratch database, starts gunicorn (2 workers x 8 threads, the production
 config), makes one finished run with a realistic history (3 states, 3 artifacts), then
-measures with 50 concurrent clients two ways:
+measures with 50 concurrent clients, each on its own keep-alive connection, two ways:
 
 - open loop: 50 clients each polling every ``--interval`` seconds (a status page or a
-  CLI following its runs), measured by this script's own asyncio client;
-- closed loop: ``wrk -c50``, every client sending its next request the moment the last
-  one returns: the saturation throughput, where latency is queueing time.
+  CLI following its runs);
+- closed loop: every client sends its next request the moment the last one returns: the
+  saturation throughput, where latency is queueing time.
+
+Both load generators are this script's own asyncio clients (nothing to install beyond the
+Pipfile). The client shares the machine's cores with the server; on 2 cores it takes a
+share of the CPU that a separate load machine would not, so the closed-loop figures are a
+lower bound of the server's throughput.
 
 ``--write`` replaces the "GET run latency" section of docs/benchmarks.md.
 """
@@ -20,11 +25,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import random
 import re
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,6 +47,7 @@ from bench.services import (  # noqa: E402
 )
 
 CLIENTS = 50
+CONTENT_LENGTH = re.compile(rb"\r\nContent-Length: *(\d+)", re.I)
 
 
 def seed_run(base: str, database: BenchDatabase) -> str:
@@ -54,41 +60,84 @@ def seed_run(base: str, database: BenchDatabase) -> str:
     return url
 
 
-async def _client(host: str, port: int, path: str, key: str, interval: float,
-                  until: float, seconds: float, samples: list[float]) -> None:  # fmt: skip
+@dataclasses.dataclass
+class Connection:
+    """One keep-alive HTTP/1.1 connection that sends the same authorized GET again and again."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    request: bytes
+
+    @classmethod
+    async def open(cls, url: str, key: str) -> Connection:
+        match = re.fullmatch(r"http://([^:/]+):(\d+)(/.*)", url)
+        host, port, path = match.group(1), int(match.group(2)), match.group(3)
+        reader, writer = await asyncio.open_connection(host, port)
+        request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n\r\n"
+        return cls(reader, writer, request.encode())
+
+    async def get(self) -> float:
+        """Send the GET, read the whole 200 response; return the milliseconds it took."""
+        start = time.perf_counter()
+        self.writer.write(self.request)
+        await self.writer.drain()
+        header = await self.reader.readuntil(b"\r\n\r\n")
+        if not header.startswith(b"HTTP/1.1 200 "):
+            raise RuntimeError(f"unexpected answer: {header.splitlines()[0]!r}")
+        await self.reader.readexactly(int(CONTENT_LENGTH.search(header).group(1)))
+        return (time.perf_counter() - start) * 1000
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def _poller(url: str, key: str, interval: float, steady: float, until: float,
+                  samples: list[float]) -> None:  # fmt: skip
     # Clients poll out of phase, as independent pollers do (a synchronized start would
     # measure bursts of 50 simultaneous requests instead).
     await asyncio.sleep(random.uniform(0, interval))
-    reader, writer = await asyncio.open_connection(host, port)
-    request = (
-        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n\r\n"
-    ).encode()
-    steady = until - seconds
+    connection = await Connection.open(url, key)
     next_at = time.perf_counter()
     while time.perf_counter() < until:
-        start = time.perf_counter()
-        writer.write(request)
-        await writer.drain()
-        header = await reader.readuntil(b"\r\n\r\n")
-        length = int(re.search(rb"Content-Length: (\d+)", header, re.I).group(1))
-        await reader.readexactly(length)
-        if start >= steady:  # after every client has connected: the steady state
-            samples.append((time.perf_counter() - start) * 1000)
+        started = time.perf_counter()
+        took = await connection.get()
+        if started >= steady:  # after every client has connected: the steady state
+            samples.append(took)
         next_at += interval
         await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
-    writer.close()
+    connection.close()
 
 
 async def open_loop(url: str, key: str, interval: float, seconds: float) -> list[float]:
-    match = re.match(r"http://([^:/]+):(\d+)(/.*)", url)
-    host, port, path = match.group(1), int(match.group(2)), match.group(3)
+    """Latencies (ms) of 50 clients each polling every ``interval`` s for ``seconds``."""
     samples: list[float] = []
     # The first interval is the clients connecting (at random moments); the samples are
     # the ``seconds`` after it.
-    until = time.perf_counter() + interval + seconds
+    steady = time.perf_counter() + interval
+    until = steady + seconds
     await asyncio.gather(
-        *(_client(host, port, path, key, interval, until, seconds, samples) for _ in range(CLIENTS))
+        *(_poller(url, key, interval, steady, until, samples) for _ in range(CLIENTS))
     )
+    return samples
+
+
+async def _hammer(url: str, key: str, steady: float, until: float,
+                  samples: list[float]) -> None:  # fmt: skip
+    connection = await Connection.open(url, key)
+    while time.perf_counter() < until:
+        started = time.perf_counter()
+        took = await connection.get()
+        if started >= steady:
+            samples.append(took)
+    connection.close()
+
+
+async def closed_loop(url: str, key: str, seconds: float, ramp: float = 1.0) -> list[float]:
+    """Latencies (ms) of 50 clients sending back to back for ``seconds`` after a ramp-up."""
+    samples: list[float] = []
+    steady = time.perf_counter() + ramp
+    until = steady + seconds
+    await asyncio.gather(*(_hammer(url, key, steady, until, samples) for _ in range(CLIENTS)))
     return samples
 
 
@@ -97,16 +146,11 @@ def percentile(samples: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
 
 
-def closed_loop(url: str, key: str, seconds: int) -> str:
-    output = subprocess.run(
-        ["wrk", "-t2", f"-c{CLIENTS}", f"-d{seconds}s", "--latency",
-         "-H", f"Authorization: Bearer {key}", url],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    p50 = re.search(r"50%\s+(\S+)", output).group(1)
-    p99 = re.search(r"99%\s+(\S+)", output).group(1)
-    rps = re.search(r"Requests/sec:\s+(\S+)", output).group(1)
-    return f"p50 {p50}, p99 {p99}, {rps} requests/s"
+def summary(samples: list[float]) -> str:
+    return (
+        f"p50 {statistics.median(samples):.1f} ms, p90 {percentile(samples, 90):.1f} ms, "
+        f"p99 {percentile(samples, 99):.1f} ms, max {max(samples):.1f} ms"
+    )
 
 
 def main() -> None:
@@ -115,30 +159,28 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     args = parser.parse_args()
+    load = os.getloadavg()[0]  # the machine may be shared: say how busy it was
     with BenchDatabase() as database:
         port = free_port()
         server = start_gunicorn(database.env(), port)
         try:
-            base = f"http://127.0.0.1:{port}"
-            url = seed_run(base, database)
+            url = seed_run(f"http://127.0.0.1:{port}", database)
+            key = database.client_key
             # Warm up at full concurrency: every gunicorn thread opens its database
             # connection now, as it has in a service that has been up for a while.
-            closed_loop(url, database.client_key, 3)
-            samples = asyncio.run(open_loop(url, database.client_key, args.interval, args.seconds))
-            rate = CLIENTS / args.interval
-            open_result = (
-                f"p50 {statistics.median(samples):.1f} ms, p90 {percentile(samples, 90):.1f} ms, "
-                f"p99 {percentile(samples, 99):.1f} ms, max {max(samples):.1f} ms "
-                f"({len(samples)} requests, {rate:.0f} requests/s offered)"
-            )
-            closed_result = closed_loop(url, database.client_key, int(args.seconds))
+            asyncio.run(closed_loop(url, key, 3))
+            polled = asyncio.run(open_loop(url, key, args.interval, args.seconds))
+            hammered = asyncio.run(closed_loop(url, key, args.seconds))
         finally:
             stop_process(server)
     report = (
-        f"- 50 clients polling every {args.interval} s (open loop): {open_result}\n"
-        f"- 50 clients back to back (closed loop, `wrk -t2 -c50`): {closed_result}\n"
-        f"- measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores with "
-        f"`python3 -m pipenv run python bench/get_run_latency.py --write`\n"
+        f"- {CLIENTS} clients polling every {args.interval} s (open loop): {summary(polled)} "
+        f"({len(polled)} requests, {CLIENTS / args.interval:.0f} requests/s offered)\n"
+        f"- {CLIENTS} clients back to back (closed loop, keep-alive, asyncio client on the "
+        f"same machine): {summary(hammered)}, {len(hammered) / args.seconds:.0f} requests/s\n"
+        f"- measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores (load average "
+        f"{load:.1f} at the start) with `python3 -m pipenv run python bench/get_run_latency.py "
+        f"--interval {args.interval} --seconds {args.seconds:g} --write`\n"
     )
     print(report)
     if args.write:

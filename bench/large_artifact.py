@@ -1,6 +1,6 @@
 """Show that a 1 GB artifact is streamed, not held in memory, by the API.
 
-Usage (repository root; PostgreSQL on 127.0.0.1:5432):
+Usage (repository root; PostgreSQL on 127.0.0.1:5432, redis-server installed):
 
     python3 -m pipenv run python bench/large_artifact.py [--megabytes 1024] [--s3] [--write]
 

@@ -1,6 +1,6 @@
 """Measure the service's overhead per run: submit-to-COMPLETED minus the simulation alone.
 
-Usage (repository root; PostgreSQL on 127.0.0.1:5432, Redis on 127.0.0.1:6379):
+Usage (repository root; PostgreSQL on 127.0.0.1:5432, redis-server installed):
 
     python3 -m pipenv run python bench/run_overhead.py [--runs 20] [--write]
 

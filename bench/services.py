@@ -45,20 +45,23 @@ def _flask(env: dict[str, str], *args: str) -> str:
 
 
 class BenchDatabase:
-    """A migrated scratch PostgreSQL database with a client and a worker key."""
+    """A migrated scratch PostgreSQL database with a client and a worker key, and a broker:
+    BENCH_BROKER_URL if set, else a private redis-server started for the benchmark."""
 
     def __init__(self, **settings: str):
         self.name = f"jobs_bench_{uuid.uuid4().hex[:10]}"
         self.uri = ADMIN_DSN.rsplit("/", 1)[0] + f"/{self.name}"
         self.instance = Path(f"/tmp/{self.name}")
         self.settings = settings
+        self.broker_url = os.environ.get("BENCH_BROKER_URL", "")
+        self.redis: subprocess.Popen | None = None
 
     def env(self, **extra: str) -> dict[str, str]:
         return {
             **os.environ,
             "SQLALCHEMY_DATABASE_URI": self.uri,
             "INSTANCE_DIR": str(self.instance),
-            "CELERY_BROKER_URL": os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/9"),
+            "CELERY_BROKER_URL": self.broker_url,
             "CELERY_TASK_QUEUE": self.name,
             "LOG_LEVEL": "WARNING",
             **self.settings,
@@ -66,19 +69,50 @@ class BenchDatabase:
         }
 
     def __enter__(self) -> BenchDatabase:
-        _admin(f'CREATE DATABASE "{self.name}"')
-        _flask(self.env(), "db", "upgrade")
-        key = re.compile(r"API_TOKEN=(\S+)")
-        self.client_key = key.search(
-            _flask(self.env(), "create-application-key", "-n", "bench", "-p", "PIPELINES_CLIENT")
-        ).group(1)
-        self.worker_key = key.search(
-            _flask(self.env(), "create-application-key", "-n", "bench-w", "-p", "PIPELINES_WORKER")
-        ).group(1)
+        if not self.broker_url:
+            port = free_port()
+            self.redis = start_redis(port)
+            self.broker_url = f"redis://127.0.0.1:{port}/0"
+        try:
+            _admin(f'CREATE DATABASE "{self.name}"')
+            _flask(self.env(), "db", "upgrade")
+            self.client_key = self._key("bench", "PIPELINES_CLIENT")
+            self.worker_key = self._key("bench-w", "PIPELINES_WORKER")
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
+    def _key(self, name: str, permission: str) -> str:
+        out = _flask(self.env(), "create-application-key", "-n", name, "-p", permission)
+        return re.search(r"API_TOKEN=(\S+)", out).group(1)
+
     def __exit__(self, *exc: Any) -> None:
-        _admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        try:
+            _admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        finally:
+            if self.redis is not None:
+                stop_process(self.redis)
+
+
+def start_redis(port: int) -> subprocess.Popen:
+    """A private redis-server without persistence: the benchmarks need no Redis running."""
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", "/tmp"],
+        stdout=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(64).startswith(b"+PONG"):
+                    return process
+        except OSError:
+            time.sleep(0.1)
+    stop_process(process)
+    raise RuntimeError(f"redis-server did not answer on port {port} within 15 s")
 
 
 def start_gunicorn(env: dict[str, str], port: int) -> subprocess.Popen:

@@ -112,7 +112,7 @@ def _report_failure(api: WorkerApi, exc: Exception) -> None:
 @celery_app.task(
     name=TASK_DELIVER_CALLBACK,
     autoretry_for=(requests.RequestException,),
-    retry_backoff=5,
+    retry_backoff=settings.CALLBACK_RETRY_BACKOFF_SECONDS,
     retry_backoff_max=600,
     max_retries=8,
 )

@@ -25,7 +25,12 @@ MEDIUM = E2E_MODELS / "medium_residential.glm"  # a few seconds
 _active: dict[str, Stack] = {}
 
 
-E2E_ORDER = ("test_pipeline_runs.py", "test_fault_injection.py", "test_sqlite_embedded.py")
+E2E_ORDER = (
+    "test_pipeline_runs.py",
+    "test_callbacks.py",
+    "test_fault_injection.py",
+    "test_sqlite_embedded.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

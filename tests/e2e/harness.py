@@ -328,7 +328,7 @@ def worker_service(
     return Service(name, command, env, log_dir, ready=ready, ready_timeout=60)
 
 
-# --- a local HTTP file server for run inputs -----------------------------------------------
+# --- local HTTP servers that runs reach (inputs, callbacks) --------------------------------
 
 
 class FileServer:
@@ -358,6 +358,57 @@ class FileServer:
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def __enter__(self) -> FileServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class CallbackReceiver:
+    """Records the POSTs it receives (raw body, headers, time) from a thread.
+
+    Answers each POST with the next status of ``statuses`` and 200 once they are used up,
+    so a test can make the first deliveries fail. Listens on ALLOWED_TEST_HOST.
+    """
+
+    def __init__(self, statuses: Iterable[int] = (), host: str = ALLOWED_TEST_HOST):
+        self.statuses = list(statuses)
+        self.received: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server naming
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with receiver.lock:
+                    status = receiver.statuses.pop(0) if receiver.statuses else 200
+                    receiver.received.append(
+                        {
+                            "path": self.path,
+                            "headers": {k.lower(): v for k, v in self.headers.items()},
+                            "body": body,
+                            "status": status,
+                            "at": time.monotonic(),
+                        }
+                    )
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer((host, 0), Handler)
+        self.url = f"http://{host}:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def posts(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.received)
+
+    def __enter__(self) -> CallbackReceiver:
         self.thread.start()
         return self
 

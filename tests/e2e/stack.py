@@ -47,6 +47,7 @@ class Stack:
         self.client_token = ""
         self.worker_token = ""
         self.timings: dict[str, float] = {}
+        self.callback_secret = f"e2e-{uuid.uuid4().hex}"
 
     # --- start and stop ---
 
@@ -74,6 +75,8 @@ class Stack:
             "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
             "OUTBOUND_ALLOWED_HOSTS": ALLOWED_TEST_HOST,
+            "CALLBACK_SIGNING_SECRET": self.callback_secret,
+            "CALLBACK_RETRY_BACKOFF_SECONDS": "1",
             **FAST_RECOVERY,
         }
 
@@ -159,14 +162,29 @@ class Stack:
         return "\n".join(parts)
 
     def settle(self, client: Client, runs: list[tuple[str, str]], timeout: float = 30) -> None:
-        """Cancel the given runs that are still unfinished and wait until they end."""
+        """Cancel the given runs that are still unfinished and wait until they end.
+
+        Fails, naming the run, if one cannot be read or cancelled or does not end: a run a
+        test leaves stuck is a finding, not something for the teardown to hide.
+        """
+        unfinished = []
         for pipeline_id, run_id in runs:
-            with contextlib.suppress(Exception):
-                if client.get_run(pipeline_id, run_id)["state"] not in TERMINAL:
-                    client.cancel(pipeline_id, run_id)
+            response = client.get(client.run_path(pipeline_id, run_id))
+            if response.status_code == 404:  # deleted by the test, with its pipeline
+                continue
+            assert response.status_code == 200, (
+                f"settle: GET run {run_id}: {response.status_code} {response.text}"
+            )
+            if response.json()["state"] in TERMINAL:
+                continue
+            cancel = client.cancel(pipeline_id, run_id)
+            # 409: the run ended between the read and the cancel.
+            assert cancel.status_code in (200, 409), (
+                f"settle: cancel run {run_id}: {cancel.status_code} {cancel.text}"
+            )
+            unfinished.append((pipeline_id, run_id))
         deadline = time.monotonic() + timeout
-        for pipeline_id, run_id in runs:
-            with contextlib.suppress(Exception):
-                client.wait_for_state(
-                    pipeline_id, run_id, TERMINAL, max(1.0, deadline - time.monotonic())
-                )
+        for pipeline_id, run_id in unfinished:
+            client.wait_for_state(
+                pipeline_id, run_id, TERMINAL, max(1.0, deadline - time.monotonic())
+            )

@@ -106,17 +106,20 @@ def test_ieee13_end_to_end(client, stack):
     assert run["progress"] is not None and run["progress"]["percent"] is not None, describe(run)
     assert 0 < run["progress"]["percent"] <= 100
 
-    # Logs: numbered from 1 without gaps, readable from a cursor.
+    # Logs: GridLAB-D's console, numbered from 1 without gaps, readable from a cursor.
     logs = client.logs(pipeline["id"], run["id"])
     lines = logs["lines"]
-    assert lines, "a completed run has console output"
+    text = [line["line"] for line in lines]
+    # IEEE-13 prints these two warnings while it initializes (the pinned gridlabd has no KLU).
+    assert any("phase N conductor should just be a normal conductor" in t for t in text), text
+    assert any("solver_KLU could not be found" in t for t in text), text
     assert [line["seq"] for line in lines] == list(range(1, len(lines) + 1))
     assert logs["complete"] is True and logs["state"] == "COMPLETED"
     assert logs["next_after"] == lines[-1]["seq"]
-    if len(lines) >= 2:
-        rest = client.logs(pipeline["id"], run["id"], after=1)["lines"]
-        assert [line["seq"] for line in rest] == [line["seq"] for line in lines[1:]]
-        assert [line["line"] for line in rest] == [line["line"] for line in lines[1:]]
+    rest = client.logs(pipeline["id"], run["id"], after=1)["lines"]
+    assert [(line["seq"], line["line"]) for line in rest] == [
+        (line["seq"], line["line"]) for line in lines[1:]
+    ]
     page = client.logs(pipeline["id"], run["id"], after=0, limit=1)
     assert [line["seq"] for line in page["lines"]] == [1] and page["next_after"] == 1
     end = client.logs(pipeline["id"], run["id"], after=lines[-1]["seq"])
@@ -189,7 +192,7 @@ def test_input_url_that_404s_fails_input_error(client, tmp_path):
         assert run["error"]["type"] == "INPUT_ERROR", describe(run)
         message = run["error"]["message"]
         assert message.startswith("Input 'data.csv' could not be fetched: "), message
-        assert url in message and "404" in message, message
+        assert url in message and re.search(r"\b404\b", message), message
         assert ("/missing.csv", 404) in server.requests
         assert run["attempt"] == 1 and run["artifacts"] == []
 
@@ -226,6 +229,7 @@ def test_runs_proceed_in_parallel(client):
 
 @pytest.mark.timeout(90)
 def test_system_command_in_model_never_runs(client, tmp_path):
+    """The model runs to the end without its #system line, and the log says so."""
     target = tmp_path / "system-was-run"
     model = (
         f"#system touch {target}\n"
@@ -237,13 +241,13 @@ def test_system_command_in_model_never_runs(client, tmp_path):
     pipeline = client.pipeline_with_files("model.glm", [("model.glm", model)])
     run = client.create_run(pipeline["id"])
     run = client.wait_terminal(pipeline["id"], run["id"], 60)
-    time.sleep(0.5)
+    # GridLAB-D runs #system synchronously while loading, long before the run ends.
     assert not target.exists(), f"#system ran on the worker's machine: {describe(run)}"
-    # The run says what happened: its error or its console output names the refused #system.
-    logs = "\n".join(line["line"] for line in client.all_logs(pipeline["id"], run["id"]))
-    told = json.dumps(run["error"] or {}) + "\n" + logs
-    assert "#system" in told or re.search(r"\bsystem\b", told, re.I), (describe(run), logs)
-    print(f"\n#system model: {run['state']} {run['error']}")
+    assert run["state"] == "COMPLETED" and run["error"] is None, describe(run)
+    logs = [line["line"] for line in client.all_logs(pipeline["id"], run["id"])]
+    refused = [line for line in logs if "model.glm(1): #system is disabled" in line]
+    assert len(refused) == 1, logs
+    assert "the command will not run" in refused[0], refused
 
 
 @pytest.mark.timeout(120)

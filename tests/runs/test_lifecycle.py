@@ -7,8 +7,10 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from kombu import Connection
 from sqlalchemy import select
 
+from app.celery_config import TASK_PIPELINE_RUN
 from app.extensions import db
 from app.runs.models import IdempotencyRecord, Run
 from app.runs.states import TRANSITIONS, RunState
@@ -258,12 +260,70 @@ def test_sweeper_expires_cancelling_run_to_cancelled(
     assert get_run(client, client_headers, urls)["state"] == "CANCELLED"
 
 
-def test_unpublished_run_is_published_by_the_sweeper(app, client, client_headers, run):
+def take_messages(queue: str) -> list[tuple[str, list]]:
+    """Take every message off the in-memory broker's ``queue``: (task name, args) each."""
+    taken = []
+    with Connection("memory://") as connection:
+        simple = connection.SimpleQueue(queue)
+        while True:
+            try:
+                message = simple.get(block=False)
+            except simple.Empty:
+                break
+            taken.append((message.headers["task"], message.decode()[0]))
+            message.ack()
+        simple.close()
+    return taken
+
+
+def start_from_message(client, worker_headers, message: tuple[str, list]) -> dict:
+    """Do what a worker does with a run's message: claim the run it names."""
+    task, (run_id,) = message
+    assert task == TASK_PIPELINE_RUN
+    response = client.post(f"{W}/{run_id}/claim", json={"worker_id": "w"}, headers=worker_headers)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def test_unpublished_run_is_published_by_the_sweeper(
+    app, client, client_headers, worker_headers, urls, run
+):
+    """Broker down at submit: the sweeper's publish is what starts the run."""
+    queue = app.config["SETTINGS"].CELERY_TASK_QUEUE
+    take_messages(queue)
     row = db.session.get(Run, run["id"])
     row.dispatched_at = None
     db.session.commit()
     assert sweep_once(db.session, app.config["SETTINGS"])["published"] == 1
-    assert db.session.get(Run, run["id"]).dispatched_at is not None
+    messages = take_messages(queue)
+    assert messages == [(TASK_PIPELINE_RUN, [run["id"]])]
+    assert start_from_message(client, worker_headers, messages[0])["attempt"] == 1
+    assert get_run(client, client_headers, urls)["state"] == "RUNNING"
+
+
+def test_run_whose_message_was_lost_is_published_again(
+    app, client, client_headers, worker_headers, urls, run
+):
+    """Published, never claimed (the broker lost the message): sent again once stale."""
+    settings = app.config["SETTINGS"]
+    assert take_messages(settings.CELERY_TASK_QUEUE)[-1:] == [(TASK_PIPELINE_RUN, [run["id"]])]
+    # The message is gone. Before REDISPATCH_AFTER_SECONDS nothing is sent again...
+    assert sweep_once(db.session, settings)["published"] == 0
+    assert take_messages(settings.CELERY_TASK_QUEUE) == []
+    # ...after it, the run is published again, and that message starts it.
+    stale = utcnow() - timedelta(seconds=settings.REDISPATCH_AFTER_SECONDS + 1)
+    db.session.get(Run, run["id"]).dispatched_at = stale
+    db.session.commit()
+    assert sweep_once(db.session, settings)["published"] == 1
+    messages = take_messages(settings.CELERY_TASK_QUEUE)
+    assert messages == [(TASK_PIPELINE_RUN, [run["id"]])]
+    assert start_from_message(client, worker_headers, messages[0])["attempt"] == 1
+    assert get_run(client, client_headers, urls)["state"] == "RUNNING"
+    # A run that was claimed is never published again, however old its message.
+    db.session.get(Run, run["id"]).dispatched_at = stale
+    db.session.commit()
+    assert sweep_once(db.session, settings)["published"] == 0
+    assert take_messages(settings.CELERY_TASK_QUEUE) == []
 
 
 def test_idempotent_create_run(client, client_headers, pipeline, model_file):
