@@ -280,7 +280,8 @@ def start_from_message(client, worker_headers, message: tuple[str, list]) -> dic
     """Do what a worker does with a run's message: claim the run it names."""
     task, (run_id,) = message
     assert task == TASK_PIPELINE_RUN
-    response = client.post(f"{W}/{run_id}/claim", json={"worker_id": "w"}, headers=worker_headers)
+    body = {"worker_id": "w", "claim_token": uuid.uuid4().hex}
+    response = client.post(f"{W}/{run_id}/claim", json=body, headers=worker_headers)
     assert response.status_code == 200, response.get_json()
     return response.get_json()
 
