@@ -69,6 +69,10 @@ class WorkflowRun(Run):
         foreign_keys="WorkflowNodeRun.workflow_run_id",
     )
 
+    # Not columns: the node view and live progress, set by queries.with_nodes for a response.
+    nodes = None
+    live_progress = None
+
     def job_spec(self) -> dict[str, Any]:
         raise NotImplementedError("A workflow run has no worker of its own")
 

@@ -117,6 +117,30 @@ def node_view(session: Session, run: WorkflowRun) -> list[dict[str, Any]]:
     return view
 
 
+def with_nodes(session: Session, run: WorkflowRun) -> WorkflowRun:
+    """Attach the node view and the live progress: node runs ended over node runs, with
+    the running ones' own percent folded in."""
+    run.nodes = node_view(session, run)
+    instances = [item for node in run.nodes for item in node["instances"]]
+    ended = sum(1 for item in instances if item["state"] in _ENDED)
+    running = sum(
+        (item["progress"] or 0.0) / 100
+        for item in instances
+        if item["state"] not in _ENDED and item["progress"] is not None
+    )
+    percent = 100.0 * (ended + running) / len(instances) if instances else 100.0
+    running_count = sum(1 for item in instances if item["state"] in ("RUNNING", "CANCELLING"))
+    run.live_progress = {
+        "percent": round(percent, 2),
+        "message": f"{ended} of {len(instances)} node runs ended, {running_count} running",
+        "updated_at": run.progress_updated_at or run.created_at,
+    }
+    return run
+
+
+_ENDED = {"COMPLETED", "FAILED", "CANCELLED", "SKIPPED"}
+
+
 def _instance(row: Any) -> dict[str, Any]:
     has_run = row.state is not None
     error = None

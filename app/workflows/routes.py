@@ -44,9 +44,7 @@ def _settings() -> Any:
 
 
 def _run_with_nodes(workflow_id: str, run_id: str) -> WorkflowRun:
-    run = queries.get_run(db.session, workflow_id, run_id)
-    run.nodes = queries.node_view(db.session, run)  # type: ignore[attr-defined]
-    return run
+    return queries.with_nodes(db.session, queries.get_run(db.session, workflow_id, run_id))
 
 
 @blp.route("")

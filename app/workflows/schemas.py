@@ -20,7 +20,7 @@ from app.pipelines.schemas import (
     Timeout,
     _check_name,
 )
-from app.runs.schemas import CallbackUrl, RunErrorSchema, RunFieldsSchema
+from app.runs.schemas import CallbackUrl, ProgressSchema, RunErrorSchema, RunFieldsSchema
 from app.workflows import dag
 
 NODE_NAME = validate.Regexp(
@@ -163,6 +163,11 @@ class Prebuilt(fields.Nested):
 
 
 class WorkflowRunSchema(RunFieldsSchema):
+    progress = fields.Nested(
+        ProgressSchema,
+        attribute="live_progress",
+        metadata={"description": "Node runs ended over node runs, running ones' percent folded in"},
+    )
     workflow_id = fields.String()
     retry_of = fields.String(allow_none=True)
     fail_fast = fields.Boolean()
@@ -173,6 +178,8 @@ class WorkflowRunSchema(RunFieldsSchema):
 
 class WorkflowRunSummarySchema(WorkflowRunSchema):
     """A run in a list: without its nodes (GET the run for those)."""
+
+    progress = fields.Nested(ProgressSchema, allow_none=True)
 
     class Meta:
         exclude = ("nodes",)

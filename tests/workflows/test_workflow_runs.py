@@ -379,3 +379,18 @@ def test_the_sweeper_decides_what_an_interrupted_advance_left_open(
     assert sweep_once(db.session, app.config["SETTINGS"])["parents_reconciled"] == 1
     nodes = nodes_of(get(client, client_headers, workflow["id"], run["id"]))
     assert nodes["a"]["state"] == "COMPLETED" and nodes["b"]["state"] == "READY"
+
+
+def test_progress_folds_in_the_running_nodes_percent(
+    client, client_headers, worker, wf, make_pipeline
+):
+    p = make_pipeline()
+    workflow = wf([{"name": "a", "pipeline_id": p}, {"name": "b", "pipeline_id": p}]).get_json()
+    run = start(client, client_headers, workflow["id"])
+    a, b = (node["run_ids"][0] for node in run["nodes"])
+    worker.run(a)
+    worker.claim(b)
+    client.post(f"{W}/{b}/progress", json={"attempt": 1, "percent": 50}, headers=worker.headers)
+    progress = get(client, client_headers, workflow["id"], run["id"])["progress"]
+    assert progress["percent"] == 75.0  # (1 ended + 0.5 of one running) / 2
+    assert progress["message"] == "1 of 2 node runs ended, 1 running"
