@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Flask, current_app, g, request
+from flask.views import MethodView
 
 from app.auth.models import Permission
 from app.auth.queries import GrantCache
@@ -56,3 +57,15 @@ def require_permission(permission: Permission) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorator
+
+
+class ClientView(MethodView):
+    """Base of client routes: every method needs a PIPELINES_CLIENT key."""
+
+    decorators = [require_permission(Permission.PIPELINES_CLIENT)]
+
+
+class WorkerView(MethodView):
+    """Base of worker routes: every method needs a PIPELINES_WORKER key."""
+
+    decorators = [require_permission(Permission.PIPELINES_WORKER)]

@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, send_file, url_for
-from flask.views import MethodView
 
-from app.auth.decorators import require_permission
+from app.auth.decorators import ClientView, require_permission
 from app.auth.models import Permission
 from app.extensions import db
 from app.pagination import PageArgsSchema
@@ -39,10 +38,6 @@ blp = Blueprint(
     url_prefix="/api/v1.0/pipelines",
     description="GridLAB-D pipelines (job definitions), their files and their runs.",
 )
-
-
-class ClientView(MethodView):
-    decorators = [require_permission(Permission.PIPELINES_CLIENT)]
 
 
 def _settings() -> Any:

@@ -7,11 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from app.auth.decorators import require_permission
-from app.auth.models import Permission
+from app.auth.decorators import WorkerView
 from app.errors import ValidationFailed
 from app.extensions import db
 from app.filenames import name_problem
@@ -39,10 +37,6 @@ blp = Blueprint(
     url_prefix="/api/v1.0/worker/runs",
     description="Worker-only (PIPELINES_WORKER): how workers report on the runs they execute.",
 )
-
-
-class WorkerView(MethodView):
-    decorators = [require_permission(Permission.PIPELINES_WORKER)]
 
 
 def _lease_seconds() -> int:

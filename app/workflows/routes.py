@@ -6,11 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, url_for
-from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from app.auth.decorators import require_permission
-from app.auth.models import Permission
+from app.auth.decorators import ClientView
 from app.extensions import db
 from app.pagination import PageArgsSchema
 from app.runs import dispatch
@@ -33,10 +31,6 @@ blp = Blueprint(
     url_prefix="/api/v1.0/workflows",
     description="Workflows: DAGs of pipelines whose artifacts flow downstream, and their runs.",
 )
-
-
-class ClientView(MethodView):
-    decorators = [require_permission(Permission.PIPELINES_CLIENT)]
 
 
 def _settings() -> Any:
