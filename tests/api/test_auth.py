@@ -18,6 +18,17 @@ CLIENT_ENDPOINTS = [
     ("post", "/api/v1.0/pipelines/p1/runs/r1/cancel"),
     ("get", "/api/v1.0/pipelines/p1/runs/r1/logs"),
     ("get", "/api/v1.0/pipelines/p1/runs/r1/artifacts/a.csv"),
+    ("get", "/api/v1.0/workflows"),
+    ("post", "/api/v1.0/workflows"),
+    ("get", "/api/v1.0/workflows/w1"),
+    ("put", "/api/v1.0/workflows/w1"),
+    ("delete", "/api/v1.0/workflows/w1"),
+    ("get", "/api/v1.0/workflows/w1/runs"),
+    ("post", "/api/v1.0/workflows/w1/runs"),
+    ("get", "/api/v1.0/workflows/w1/runs/r1"),
+    ("post", "/api/v1.0/workflows/w1/runs/r1/cancel"),
+    ("post", "/api/v1.0/workflows/w1/runs/r1/retry"),
+    ("get", "/api/v1.0/workflows/w1/runs/r1/logs"),
 ]
 WORKER_ENDPOINTS = [
     ("post", "/api/v1.0/worker/runs/r1/claim"),
@@ -54,6 +65,22 @@ def test_worker_key_cannot_call_client_endpoints(client, worker_headers, method,
 def test_client_key_cannot_call_worker_endpoints(client, client_headers, method, path):
     response = getattr(client, method)(path, headers=client_headers)
     assert response.status_code == 403
+
+
+def test_every_api_route_needs_a_key(app, client):
+    """Derived from the app itself, so a route added later is covered without a list."""
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/v1.0/"):
+            continue
+        path = rule.rule
+        for argument in rule.arguments:
+            path = path.replace(f"<{argument}>", "x").replace(f"<path:{argument}>", "x")
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            response = client.open(path, method=method)
+            assert response.status_code == 401, (method, rule.rule)
+            checked += 1
+    assert checked >= len(CLIENT_ENDPOINTS) + len(WORKER_ENDPOINTS)
 
 
 def test_health_needs_no_key(client):
