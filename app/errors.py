@@ -92,6 +92,22 @@ class ValidationFailed(DomainError):
     status = 422
 
 
+class UnsupportedMediaType(DomainError):
+    """The body is not in a form this endpoint reads."""
+
+    status = 415
+
+
+def _string_keys(value: Any) -> Any:
+    """Make every key a string: marshmallow keys list items by int index beside field names,
+    and sorting mixed keys while dumping JSON raises TypeError (a 500 instead of a 422)."""
+    if isinstance(value, dict):
+        return {str(key): _string_keys(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_string_keys(item) for item in value]
+    return value
+
+
 def error_response(
     status: int,
     message: str,
@@ -99,7 +115,8 @@ def error_response(
     code: ErrorCode | None = None,
 ) -> Response:
     code = code or code_for_status(status)
-    response = jsonify({"code": code.value, "message": message, "errors": errors or {}})
+    body = {"code": code.value, "message": message, "errors": _string_keys(errors or {})}
+    response = jsonify(body)
     response.status_code = status
     return response
 
@@ -119,6 +136,10 @@ def _handle_http_exception(error: HTTPException) -> Response:
         prefix = "Validation failed" if error.code == 422 else "Bad request"
         message = f"{prefix}: {_summarize(errors)}"
     response = error_response(error.code or 500, message, errors)
+    # Keep what the exception says beyond its body, e.g. the Allow header of a 405.
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
     for name, value in (data.get("headers") or {}).items():
         response.headers[name] = value
     return response

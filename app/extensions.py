@@ -1,10 +1,11 @@
 """Extensions created unbound, bound to an app in ``create_app``."""
 
 from flask_migrate import Migrate
-from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
+
+from app.openapi import ServiceApi
 
 # Stable constraint names make Alembic migrations reproducible across databases.
 NAMING_CONVENTION = {
@@ -22,4 +23,4 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
-api = Api()
+api = ServiceApi()

@@ -10,7 +10,7 @@ from flasgger import Swagger
 from flask import Flask, request
 from sqlalchemy import event
 
-from app import cli
+from app import cli, safe_text
 from app.auth import decorators as auth
 from app.config import Settings
 from app.errors import register_error_handlers
@@ -19,6 +19,14 @@ from app.runs import broker
 from app.storage import extension as storage
 
 API_VERSION = "1.0"
+API_TITLE = "GridLAB-D job service"
+# Markdown: the backticks keep "<key>" from being read as an HTML tag by the Swagger UI.
+API_DESCRIPTION = (
+    "Runs GridLAB-D pipelines as jobs: submit, follow state, progress and logs, download "
+    "artifacts. Send `Authorization: Bearer <key>` (a PIPELINES_CLIENT key; worker routes "
+    "need a PIPELINES_WORKER key). Text values must not contain NUL characters or unpaired "
+    "UTF-16 surrogates (422). Errors are `{code, message, errors}`."
+)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -42,18 +50,14 @@ def configure_app(app: Flask, settings: Settings) -> None:
         SETTINGS=settings,
         SQLALCHEMY_DATABASE_URI=settings.SQLALCHEMY_DATABASE_URI,
         SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings.SQLALCHEMY_DATABASE_URI),
-        API_TITLE="GridLAB-D job service",
+        API_TITLE=API_TITLE,
         API_VERSION=API_VERSION,
         OPENAPI_VERSION="3.0.3",
         API_SPEC_OPTIONS={
             "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
             "security": [{"bearerAuth": []}],
-            "info": {
-                "description": "Runs GridLAB-D pipelines as jobs: submit, follow state, "
-                "progress and logs, download artifacts. Send 'Authorization: Bearer <key>'."
-            },
+            "info": {"description": API_DESCRIPTION},
         },
-        JSON_SORT_KEYS=False,
     )
 
 
@@ -74,6 +78,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=_migrations_dir())
     api.init_app(app)
+    safe_text.init_app(app)
     auth.init_app(app, settings.AUTH_CACHE_SECONDS)
     storage.init_app(app, settings)
     broker.init_app(app, settings)
@@ -121,31 +126,36 @@ def _serialize_sqlite_writes(engine: Any) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from app.health.routes import blp as health_blp
+    from app.home import blp as home_blp
     from app.pipelines.routes import blp as pipelines_blp
     from app.pipelines.routes import worker_blp as pipeline_worker_blp
     from app.runs.worker_routes import blp as run_worker_blp
     from app.workflows.routes import blp as workflows_blp
 
-    for blueprint in (
+    blueprints = (
+        home_blp,
         health_blp,
         pipelines_blp,
         workflows_blp,
         run_worker_blp,
         pipeline_worker_blp,
-    ):
+    )
+    for blueprint in blueprints:
         api.register_blueprint(blueprint)
 
 
 def register_swagger_ui(app: Flask) -> None:
     """Serve Swagger UI at /apidocs from the spec flask-smorest builds from the schemas.
 
-    flasgger ships the UI's files (no CDN needed); it is told not to scan docstrings, so
+    flasgger ships the UI's files; app/templates/flasgger/head.html replaces its head so the
+    page fetches nothing from outside (no web fonts). It is told not to scan docstrings, so
     the marshmallow-generated spec is the only source.
     """
     Swagger(
         app,
         template=api.spec.to_dict(),
         config={
+            "title": f"{API_TITLE} API",  # the browser tab; flasgger's default is its name
             "headers": [],
             "openapi": "3.0.3",
             "specs": [

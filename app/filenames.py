@@ -10,7 +10,14 @@ from __future__ import annotations
 import re
 
 MAX_NAME_LENGTH = 255
-_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+ -]*$")
+_SEGMENT_RE = r"[A-Za-z0-9_][A-Za-z0-9._+ -]*"
+_SEGMENT = re.compile(rf"^{_SEGMENT_RE}$")
+
+#: The rules of ``name_problem`` as one regular expression (with ``MAX_NAME_LENGTH``), for
+#: the OpenAPI spec: a segment cannot be empty, ``.`` or ``..`` since it cannot start with '.'.
+NAME_PATTERN = rf"^{_SEGMENT_RE}(/{_SEGMENT_RE})*$"
+#: A name whose last segment ends in ``.glm`` (any case): what a pipeline's model must be.
+GLM_NAME_PATTERN = rf"^({_SEGMENT_RE}/)*{_SEGMENT_RE}\.[Gg][Ll][Mm]$"
 
 
 def name_problem(name: str) -> str | None:
@@ -24,7 +31,7 @@ def name_problem(name: str) -> str | None:
     for segment in name.split("/"):
         if segment in ("", ".", ".."):
             return "must not contain empty, '.' or '..' path segments"
-        if not _SEGMENT.match(segment):
+        if not _SEGMENT.fullmatch(segment):  # fullmatch: "$" would allow a final newline
             return (
                 "each path segment must start with a letter, digit or '_' and contain only "
                 "letters, digits, '.', '_', '+', '-' and spaces"

@@ -6,8 +6,7 @@ from typing import BinaryIO
 
 from flask import request
 
-from app.errors import DomainError
-from app.parsing import UnsupportedMediaType
+from app.errors import DomainError, UnsupportedMediaType
 
 
 class PayloadTooLarge(DomainError):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from sqlalchemy import text
 
+from app.blueprint import Blueprint
 from app.extensions import db
 
 blp = Blueprint("health", __name__, description="Liveness and readiness (no key needed).")
@@ -25,6 +25,7 @@ class ReadinessSchema(Schema):
 
 @blp.route("/healthcheck")
 @blp.response(200, HealthSchema)
+@blp.doc(operationId="getLiveness", security=[])
 def healthcheck() -> dict[str, str]:
     """Liveness: the API process is up."""
     return {"status": "ok"}
@@ -52,6 +53,7 @@ def _check_broker() -> str:
 @blp.route("/readiness")
 @blp.response(200, ReadinessSchema)
 @blp.alt_response(503, schema=ReadinessSchema, description="A dependency is down")
+@blp.doc(operationId="getReadiness", security=[])
 def readiness() -> Any:
     """Readiness: the database and the broker answer."""
     checks = {"database": _check_database(), "broker": _check_broker()}

@@ -34,7 +34,8 @@ def list_files(
 ) -> tuple[Sequence[PipelineFile], str | None]:
     get_pipeline(session, pipeline_id)
     query = select(PipelineFile).where(PipelineFile.pipeline_id == pipeline_id)
-    return paginate(session, query, PipelineFile.created_at, PipelineFile.id, limit, cursor)
+    # Names are unique within a pipeline: the cursor's key.
+    return paginate(session, query, PipelineFile.created_at, PipelineFile.name, limit, cursor)
 
 
 def get_file(session: Session, pipeline_id: str, name: str) -> PipelineFile:

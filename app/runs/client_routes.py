@@ -14,10 +14,11 @@ from typing import Any
 
 from flask import redirect, send_file
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema
 
+from app.blueprint import Blueprint
 from app.extensions import db
+from app.openapi import BINARY_BODY, IDEMPOTENT, LOCATION, OCTET_STREAM, ErrorSchema
 from app.runs import dispatch, queries
 from app.runs.idempotency import idempotent
 from app.runs.models import Run
@@ -47,8 +48,11 @@ def add_run_routes(
     @blp.route(f"{run_url}/cancel")
     class RunCancel(RunView):
         @idempotent
-        @blp.response(200, run_schema)
-        @blp.doc(operationId=f"cancel{kind}")
+        @blp.response(200, run_schema, headers=IDEMPOTENT)
+        @blp.alt_response(
+            409, schema=ErrorSchema, description="The run has ended, or the same key is in progress"
+        )
+        @blp.doc(operationId=f"cancel{kind}", parameters=["IdempotencyKey"])
         def post(self, **url_args: str) -> Any:
             """Cancel: READY ends at once; RUNNING goes CANCELLING until the work stops."""
             run = find_run(**url_args)
@@ -75,10 +79,12 @@ def add_run_routes(
                 "complete": complete,
             }
 
-    @blp.route(f"{run_url}/artifacts/<path:name>")
+    @blp.route(f"{run_url}/artifacts/<filename:name>")
     class RunArtifact(RunView):
-        @blp.response(302)
-        @blp.alt_response(200, description="The file, streamed (local store)")
+        @blp.response(302, description="To a presigned URL of the file (S3)", headers=LOCATION)
+        @blp.alt_response(
+            200, schema=BINARY_BODY, content_type=OCTET_STREAM, description="The file"
+        )
         @blp.doc(operationId=f"download{kind}Artifact")
         def get(self, name: str, **url_args: str) -> Any:
             """Download an artifact: a redirect to a presigned S3 URL, or the bytes."""

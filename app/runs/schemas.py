@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from flask import current_app
-from marshmallow import Schema, ValidationError, fields, validate
+from typing import Any
 
+from flask import current_app
+from marshmallow import Schema, ValidationError, fields, post_load, validate
+
+from app.fields import HTTP_URL_PATTERN, FullMatch, JsonObject, StrictFloat, StrictInteger
 from app.outbound import policy_for
 from app.runs.states import ErrorType, RunState
+
+#: Largest log sequence number a query may name (the column is a 32-bit integer).
+MAX_LOG_SEQ = 2**31 - 1
 
 
 def _reachable(value: str) -> None:
@@ -15,15 +21,13 @@ def _reachable(value: str) -> None:
         raise ValidationError(problem)
 
 
-def CallbackUrl(**kwargs: object) -> fields.Url:  # noqa: N802 - a field factory
+def CallbackUrl() -> fields.String:  # noqa: N802 - a field factory
     """Where the end-of-run notice is POSTed: http(s), and only to a reachable host."""
-    return fields.Url(
+    return fields.String(
         load_default=None,
         allow_none=True,
-        schemes={"http", "https"},
-        require_tld=False,
-        validate=_reachable,
-        **kwargs,
+        validate=[FullMatch(HTTP_URL_PATTERN, error="Not an http or https URL"), _reachable],
+        metadata={"description": "POSTed to when the run ends", "example": None},
     )
 
 
@@ -78,11 +82,11 @@ class RunFieldsSchema(Schema):
 
 
 class RunStateQuerySchema(Schema):
-    state = fields.Enum(RunState, by_value=True, load_default=None)
+    state = fields.Enum(RunState, by_value=True, metadata={"description": "Only runs in it"})
 
 
 class LogQuerySchema(Schema):
-    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_LOG_SEQ))
     limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=10000))
 
 
@@ -112,7 +116,8 @@ class ClaimSchema(Schema):
         validate=validate.Length(min=1, max=64),
         metadata={
             "description": "Unique per delivery of the run's task; a repeat of the same "
-            "claim returns the same attempt"
+            "claim returns the same attempt",
+            "example": "3f1c2b9e8d7a4c5b",
         },
     )
 
@@ -128,11 +133,13 @@ class ClaimResponseSchema(Schema):
 
 
 class AttemptSchema(Schema):
-    attempt = fields.Integer(required=True, validate=validate.Range(min=1))
+    attempt = StrictInteger(required=True, validate=validate.Range(min=1), metadata={"example": 1})
 
 
 class ProgressReportSchema(AttemptSchema):
-    percent = fields.Float(allow_none=True, validate=validate.Range(min=0, max=100))
+    percent = StrictFloat(
+        allow_none=True, validate=validate.Range(min=0, max=100), metadata={"example": 50}
+    )
     message = fields.String(allow_none=True, validate=validate.Length(max=2000))
 
 
@@ -142,7 +149,9 @@ class LeaseStatusSchema(Schema):
 
 
 class LogBatchSchema(AttemptSchema):
-    first_seq = fields.Integer(required=True, validate=validate.Range(min=1))
+    first_seq = StrictInteger(
+        required=True, validate=validate.Range(min=1), metadata={"example": 1}
+    )
     lines = fields.List(
         fields.String(validate=validate.Length(max=65536)),
         required=True,
@@ -154,21 +163,33 @@ class LogBatchResponseSchema(Schema):
     next_seq = fields.Integer()
 
 
-class ArtifactUploadQuerySchema(AttemptSchema):
+class ArtifactUploadQuerySchema(Schema):
+    attempt = fields.Integer(required=True, validate=validate.Range(min=1))
     partial = fields.Boolean(load_default=False)
 
 
 class ReportedErrorSchema(Schema):
     type = fields.Enum(ErrorType, by_value=True, required=True)
     message = fields.String(required=True, validate=validate.Length(max=10000))
-    details = fields.Dict(load_default=None, allow_none=True)
+    details = JsonObject(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "For MODEL_ERROR: file, line and every parsed message"},
+    )
+
+
+FINISHED_BY_WORKER = (RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED)
+FINISH_EXAMPLE = {"attempt": 1, "state": "COMPLETED"}
 
 
 class FinishSchema(AttemptSchema):
-    state = fields.Enum(
-        RunState,
-        by_value=True,
+    state = fields.String(
         required=True,
-        validate=validate.OneOf([RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED]),
+        validate=validate.OneOf([s.value for s in FINISHED_BY_WORKER]),
+        metadata={"description": "How the attempt ended"},
     )
     error = fields.Nested(ReportedErrorSchema, load_default=None, allow_none=True)
+
+    @post_load
+    def _as_state(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        return {**data, "state": RunState(data["state"])}

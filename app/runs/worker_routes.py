@@ -7,15 +7,17 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-from flask_smorest import Blueprint
 
 from app.auth.decorators import WorkerView
+from app.blueprint import Blueprint
 from app.errors import ValidationFailed
 from app.extensions import db
 from app.filenames import name_problem
+from app.openapi import BINARY, ErrorSchema
 from app.runs import dispatch, services
 from app.runs.models import Run
 from app.runs.schemas import (
+    FINISH_EXAMPLE,
     ArtifactSchema,
     ArtifactUploadQuerySchema,
     AttemptSchema,
@@ -47,11 +49,37 @@ def _lease_status(run: Run) -> dict[str, Any]:
     return {"state": run.state, "cancel_requested": run.state is RunState.CANCELLING}
 
 
+def _stale(description: str = "This attempt no longer owns the run") -> Any:
+    return blp.alt_response(409, schema=ErrorSchema, description=description)
+
+
+# OpenAPI links: the calls a worker makes with what a claim returned.
+_ATTEMPT = {"parameters": {"run_id": "$response.body#/run_id"}}
+CLAIM_LINKS = {
+    name: {"operationId": name, **_ATTEMPT, "requestBody": body}
+    for name, body in (
+        ("renewRunLease", {"attempt": "$response.body#/attempt"}),
+        ("reportRunProgress", {"attempt": "$response.body#/attempt"}),
+        (
+            "appendRunLogs",
+            {"attempt": "$response.body#/attempt", "first_seq": "$response.body#/next_log_seq"},
+        ),
+        ("finishRunAttempt", {"attempt": "$response.body#/attempt"}),
+    )
+} | {
+    "uploadRunArtifact": {
+        "operationId": "uploadRunArtifact",
+        "parameters": {"run_id": "$response.body#/run_id", "attempt": "$response.body#/attempt"},
+    }
+}
+
+
 @blp.route("/<run_id>/claim")
 class Claim(WorkerView):
-    @blp.arguments(ClaimSchema)
+    @blp.arguments(ClaimSchema, example={"worker_id": "worker-1"})
     @blp.response(200, ClaimResponseSchema)
-    @blp.alt_response(409, description="Not claimable: cancelled, taken, or backing off")
+    @_stale("Not claimable: cancelled, taken, or backing off")
+    @blp.doc(operationId="claimRun", responses={200: {"links": CLAIM_LINKS}})
     def post(self, data: dict[str, Any], run_id: str) -> dict[str, Any]:
         """Start a new attempt of a READY run and return what the worker needs to run it.
 
@@ -76,6 +104,8 @@ class Claim(WorkerView):
 class Heartbeat(WorkerView):
     @blp.arguments(AttemptSchema)
     @blp.response(200, LeaseStatusSchema)
+    @_stale()
+    @blp.doc(operationId="renewRunLease")
     def post(self, data: dict[str, Any], run_id: str) -> dict[str, Any]:
         """Renew the attempt's lease; the answer says whether to stop (CANCELLING)."""
         run = services.lock_run(db.session, run_id)
@@ -88,6 +118,8 @@ class Heartbeat(WorkerView):
 class Progress(WorkerView):
     @blp.arguments(ProgressReportSchema)
     @blp.response(200, LeaseStatusSchema)
+    @_stale()
+    @blp.doc(operationId="reportRunProgress")
     def post(self, data: dict[str, Any], run_id: str) -> dict[str, Any]:
         """Report progress (also renews the lease)."""
         run = services.lock_run(db.session, run_id)
@@ -107,6 +139,8 @@ class Progress(WorkerView):
 class Logs(WorkerView):
     @blp.arguments(LogBatchSchema)
     @blp.response(200, LogBatchResponseSchema)
+    @_stale("A stale attempt, or a gap before first_seq")
+    @blp.doc(operationId="appendRunLogs")
     def post(self, data: dict[str, Any], run_id: str) -> dict[str, Any]:
         """Append console lines numbered from ``first_seq`` (resending is harmless)."""
         run = services.lock_run(db.session, run_id)
@@ -117,10 +151,13 @@ class Logs(WorkerView):
         return {"next_seq": next_seq}
 
 
-@blp.route("/<run_id>/artifacts/<path:name>")
+@blp.route("/<run_id>/artifacts/<filename:name>")
 class ArtifactUpload(WorkerView):
     @blp.arguments(ArtifactUploadQuerySchema, location="query")
     @blp.response(201, ArtifactSchema)
+    @_stale()
+    @blp.alt_response(413, schema=ErrorSchema, description="Larger than MAX_ARTIFACT_UPLOAD_BYTES")
+    @blp.doc(operationId="uploadRunArtifact", requestBody=BINARY)
     def put(self, args: dict[str, Any], run_id: str, name: str) -> Any:
         """Upload an output file, streamed; the store holds it before the row points at it."""
         problem = name_problem(name)
@@ -149,8 +186,10 @@ class ArtifactUpload(WorkerView):
 
 @blp.route("/<run_id>/state")
 class State(WorkerView):
-    @blp.arguments(FinishSchema)
+    @blp.arguments(FinishSchema, example=FINISH_EXAMPLE)
     @blp.response(200, LeaseStatusSchema)
+    @_stale()
+    @blp.doc(operationId="finishRunAttempt")
     def post(self, data: dict[str, Any], run_id: str) -> dict[str, Any]:
         """End the attempt: COMPLETED, FAILED (with an error) or CANCELLED."""
         run = services.lock_run(db.session, run_id)

@@ -27,8 +27,8 @@ _TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
 
 def split_lines(buffer: str) -> tuple[list[str], str]:
     """Split on newlines and carriage returns (progress lines end in \\r); return the
-    complete lines and the unfinished rest."""
-    parts = re.split(r"\r\n|\r|\n", buffer)
+    complete lines and the unfinished rest. A NUL becomes U+FFFD: the API refuses it."""
+    parts = re.split(r"\r\n|\r|\n", buffer.replace("\x00", "\ufffd"))
     rest = parts.pop()
     return [p for p in parts if p.strip()], rest
 

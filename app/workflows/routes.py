@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, url_for
-from flask_smorest import Blueprint
 
 from app.auth.decorators import ClientView
+from app.blueprint import Blueprint
 from app.extensions import db
+from app.openapi import IDEMPOTENT, LOCATION, ErrorSchema
 from app.pagination import PageArgsSchema
 from app.runs import dispatch
 from app.runs.client_routes import add_run_routes
@@ -45,13 +46,15 @@ def _run_with_nodes(workflow_id: str, run_id: str) -> WorkflowRun:
 class Workflows(ClientView):
     @blp.arguments(PageArgsSchema, location="query")
     @blp.response(200, WorkflowPageSchema)
+    @blp.doc(operationId="listWorkflows")
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List workflows, newest first."""
-        items, cursor = queries.list_workflows(db.session, args["limit"], args["cursor"])
+        items, cursor = queries.list_workflows(db.session, args["limit"], args.get("cursor"))
         return {"items": items, "next_cursor": cursor}
 
     @blp.arguments(WorkflowSchema)
-    @blp.response(201, WorkflowSchema)
+    @blp.response(201, WorkflowSchema, headers=LOCATION)
+    @blp.doc(operationId="createWorkflow")
     def post(self, data: dict[str, Any]) -> Any:
         """Create a workflow: the whole DAG, validated in one request."""
         workflow = services.create_workflow(db.session, data)
@@ -62,12 +65,14 @@ class Workflows(ClientView):
 @blp.route("/<workflow_id>")
 class WorkflowDetail(ClientView):
     @blp.response(200, WorkflowSchema)
+    @blp.doc(operationId="getWorkflow")
     def get(self, workflow_id: str) -> Any:
         """Show a workflow."""
         return queries.get_workflow(db.session, workflow_id)
 
     @blp.arguments(WorkflowSchema)
     @blp.response(200, WorkflowSchema)
+    @blp.doc(operationId="replaceWorkflow")
     def put(self, data: dict[str, Any], workflow_id: str) -> Any:
         """Replace a workflow's definition (runs already started keep theirs)."""
         workflow = queries.get_workflow(db.session, workflow_id)
@@ -76,6 +81,8 @@ class WorkflowDetail(ClientView):
         return workflow
 
     @blp.response(204)
+    @blp.alt_response(409, schema=ErrorSchema, description="A run of it is unfinished")
+    @blp.doc(operationId="deleteWorkflow")
     def delete(self, workflow_id: str) -> None:
         """Delete a workflow and its runs (409 while a run is unfinished)."""
         services.delete_workflow(db.session, queries.get_workflow(db.session, workflow_id))
@@ -87,16 +94,19 @@ class WorkflowRuns(ClientView):
     @blp.arguments(RunStateQuerySchema, location="query")
     @blp.arguments(PageArgsSchema, location="query")
     @blp.response(200, WorkflowRunPageSchema)
+    @blp.doc(operationId="listWorkflowRuns")
     def get(self, filters: dict[str, Any], page: dict[str, Any], workflow_id: str) -> Any:
         """List a workflow's runs, newest first, optionally by state."""
         items, cursor = queries.list_runs(
-            db.session, workflow_id, filters["state"], page["limit"], page["cursor"]
+            db.session, workflow_id, filters.get("state"), page["limit"], page.get("cursor")
         )
         return {"items": items, "next_cursor": cursor}
 
     @idempotent
-    @blp.arguments(WorkflowRunCreateSchema)
-    @blp.response(201, WorkflowRunSchema)
+    @blp.arguments(WorkflowRunCreateSchema, required=False, example={})
+    @blp.response(201, WorkflowRunSchema, headers={**LOCATION, **IDEMPOTENT})
+    @blp.alt_response(409, schema=ErrorSchema, description="Same Idempotency-Key in progress")
+    @blp.doc(operationId="createWorkflowRun", parameters=["IdempotencyKey"])
     def post(self, data: dict[str, Any], workflow_id: str) -> Any:
         """Run the workflow: its root nodes start at once."""
         workflow = queries.get_workflow(db.session, workflow_id)
@@ -110,6 +120,7 @@ class WorkflowRuns(ClientView):
 @blp.route("/<workflow_id>/runs/<run_id>")
 class WorkflowRunDetail(ClientView):
     @blp.response(200, WorkflowRunSchema)
+    @blp.doc(operationId="getWorkflowRun")
     def get(self, workflow_id: str, run_id: str) -> Any:
         """Show a run: state, history, progress, error, and every node's state and runs."""
         return _run_with_nodes(workflow_id, run_id)
@@ -118,7 +129,11 @@ class WorkflowRunDetail(ClientView):
 @blp.route("/<workflow_id>/runs/<run_id>/retry")
 class WorkflowRunRetry(ClientView):
     @idempotent
-    @blp.response(201, WorkflowRunSchema)
+    @blp.response(201, WorkflowRunSchema, headers={**LOCATION, **IDEMPOTENT})
+    @blp.alt_response(
+        409, schema=ErrorSchema, description="The run is unfinished or completed, or same key"
+    )
+    @blp.doc(operationId="retryWorkflowRun", parameters=["IdempotencyKey"])
     def post(self, workflow_id: str, run_id: str) -> Any:
         """Retry from failure: a new run that keeps the completed nodes' runs and artifacts."""
         old = queries.get_run(db.session, workflow_id, run_id)

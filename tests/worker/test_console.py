@@ -13,6 +13,11 @@ def test_split_lines_handles_carriage_returns_and_keeps_the_rest():
     assert rest == "unfin"
 
 
+def test_split_lines_replaces_nul_which_the_api_refuses():
+    lines, rest = console.split_lines("a\x00b\nc\x00")
+    assert lines == ["a\ufffdb"] and rest == "c\ufffd"
+
+
 def test_progress_from_the_simulation_clock():
     clock = console.progress_clock("Processing 2001-07-24 13:00:00 PST...")
     start, stop = datetime(2001, 7, 24, 1), datetime(2001, 7, 25, 1)
