@@ -21,5 +21,7 @@ def post_worker_init(worker):  # type: ignore[no-untyped-def]
 
     app = worker.wsgi
     flask_app = getattr(app, "callable", None) or app
-    if flask_app.config["SETTINGS"].SWEEPER_ENABLED:
+    settings = getattr(flask_app, "config", {}).get("SETTINGS")
+    # None: a host app that embeds the service (app/embedding.py) starts its own sweeper.
+    if settings is not None and settings.SWEEPER_ENABLED:
         start_sweeper(flask_app)

@@ -77,6 +77,7 @@ class Settings:
     REDISPATCH_AFTER_SECONDS: int = 300
     TIMEOUT_GRACE_SECONDS: int = 30
     SWEEPER_ENABLED: bool = True
+    MIGRATIONS_VERSION_TABLE: str = "alembic_version"
 
     CALLBACK_SIGNING_SECRET: str = ""
     OUTBOUND_ALLOWED_HOSTS: str = ""

@@ -29,13 +29,18 @@ API_DESCRIPTION = (
 )
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    """Build the API app from ``settings`` (default: read from the environment)."""
+def create_app(settings: Settings | None = None, *, mounted_at: str = "") -> Flask:
+    """Build the API app from ``settings`` (default: read from the environment).
+
+    ``mounted_at``: the URL prefix under which a host application serves this one
+    (app/embedding.py); the spec names it as its server, and the host's logging is left alone.
+    """
     settings = settings or Settings.from_env()
     # The instance folder holds the embedded defaults: SQLite file, artifacts, broker.
     app = Flask(__name__, instance_path=settings.INSTANCE_DIR)
-    configure_app(app, settings)
-    configure_logger(app, settings)
+    configure_app(app, settings, mounted_at)
+    if not mounted_at:
+        configure_logger(app, settings)
     register_extensions(app, settings)
     register_blueprints(app)
     register_swagger_ui(app)
@@ -45,7 +50,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     return app
 
 
-def configure_app(app: Flask, settings: Settings) -> None:
+def configure_app(app: Flask, settings: Settings, mounted_at: str = "") -> None:
+    servers = {"servers": [{"url": mounted_at}]} if mounted_at else {}
     app.config.update(
         SETTINGS=settings,
         SQLALCHEMY_DATABASE_URI=settings.SQLALCHEMY_DATABASE_URI,
@@ -57,6 +63,7 @@ def configure_app(app: Flask, settings: Settings) -> None:
             "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
             "security": [{"bearerAuth": []}],
             "info": {"description": API_DESCRIPTION},
+            **servers,
         },
     )
 
@@ -76,7 +83,9 @@ def configure_logger(app: Flask, settings: Settings) -> None:
 
 def register_extensions(app: Flask, settings: Settings) -> None:
     db.init_app(app)
-    migrate.init_app(app, db, directory=_migrations_dir())
+    migrate.init_app(
+        app, db, directory=_migrations_dir(), version_table=settings.MIGRATIONS_VERSION_TABLE
+    )
     api.init_app(app)
     safe_text.init_app(app)
     auth.init_app(app, settings.AUTH_CACHE_SECONDS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, url_for
+from flask import current_app, request, url_for
 from marshmallow import Schema, fields
 
 from app.blueprint import Blueprint
@@ -33,6 +33,6 @@ def home() -> dict[str, Any]:
         "links": {
             "docs": url_for("flasgger.apidocs"),
             "openapi": url_for("flasgger.apispec"),
-            "api": "/api/v1.0",
+            "api": f"{request.script_root}/api/v1.0",
         },
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from typing import Any, BinaryIO
+from urllib.parse import urljoin
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -88,8 +89,8 @@ class WorkerApi:
         return other
 
     def _url(self, path: str) -> str:
-        if path.startswith("/"):
-            return f"{self.server}{path}"
+        if path.startswith("/"):  # a URL path the API built: it carries any mount prefix
+            return urljoin(self.server, path)
         return f"{self.server}/api/v1.0/worker/runs/{self.run_id}/{path}"
 
     def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
