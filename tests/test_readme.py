@@ -37,3 +37,12 @@ def test_walk_through_sets_every_variable_before_using_it():
         assert not used, f"walk-through line {number} uses {sorted(used)} before setting it"
         known |= set(re.findall(r"^\s*(?:export\s+)?([A-Za-z_]\w*)=", code))
         known |= set(re.findall(r"\bfor\s+([A-Za-z_]\w*)\s+in\b", code))
+
+
+def test_walk_through_uploads_files_that_are_in_the_clone():
+    """The models the walk-through uploads from the clone itself (examples/) exist."""
+    blocks = "\n".join(re.findall(r"<!-- walk-through -->\n```bash\n(.*?)\n```", README, re.S))
+    paths = re.findall(r"@(examples/\S+)", blocks)
+    root = Path(__file__).resolve().parent.parent
+    assert len(paths) >= 3
+    assert [p for p in paths if not (root / p).is_file()] == []

@@ -15,16 +15,25 @@
 
 Each run is handled in its own short transaction, locked with SKIP LOCKED, so any number
 of API processes can sweep at once without blocking each other or a worker's report.
+
+Leases are only expired once this sweeper has been able to reach the database for a whole
+lease period (``LeaseGrace``): while the API or its database was down, no heartbeat could
+arrive, and the leases that ran out meanwhile belong to workers that had no chance to
+renew them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from flask import Flask
 from sqlalchemy import exists, or_, select
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, aliased
 
 from app.config import Settings
@@ -127,10 +136,11 @@ def stop_orphans(session: Session) -> int:
     return sum(dispatch.cancel_children(session, parent_id) for parent_id in parent_ids)
 
 
-def sweep_once(session: Session, settings: Settings) -> dict[str, int]:
-    """Run every check once; return how many runs each one changed."""
+def sweep_once(session: Session, settings: Settings, expire: bool = True) -> dict[str, int]:
+    """Run every check once; return how many runs each one changed. ``expire=False``
+    leaves expired leases alone (see LeaseGrace)."""
     return {
-        "expired": expire_leases(session),
+        "expired": expire_leases(session) if expire else 0,
         "timed_out": enforce_timeouts(session, settings),
         "orphans_stopped": stop_orphans(session),
         "parents_reconciled": reconcile_parents(session),
@@ -140,19 +150,50 @@ def sweep_once(session: Session, settings: Settings) -> dict[str, int]:
     }
 
 
+class LeaseGrace:
+    """Whether expired leases may be acted on: only once heartbeats could have arrived for
+    a whole lease period. The period starts when the sweeper starts (the API was down, or
+    is new) and again after a sweep found the database unavailable (heartbeats failed too).
+    Without it, the first sweep after an outage longer than the lease would retry or fail
+    the runs of healthy workers whose renewals are still on their way."""
+
+    def __init__(self, lease_seconds: float, clock: Callable[[], float] = time.monotonic):
+        self.lease_seconds = lease_seconds
+        self._clock = clock
+        self._since = clock()
+
+    def restart(self) -> None:
+        self._since = self._clock()
+
+    def over(self) -> bool:
+        return self._clock() - self._since >= self.lease_seconds
+
+
+def sweep_pass(session: Session, settings: Settings, grace: LeaseGrace) -> dict[str, int] | None:
+    """One pass of the sweeper's loop: never raises, so the loop goes on."""
+    try:
+        return sweep_once(session, settings, expire=grace.over())
+    except (OperationalError, InterfaceError):
+        log.exception("Sweep failed: database unavailable; leases get a new grace period")
+        grace.restart()
+    except Exception:  # noqa: BLE001 - keep sweeping; the next pass retries
+        log.exception("Sweep failed")
+    with contextlib.suppress(Exception):  # a dead connection must not end the loop
+        session.rollback()
+    return None
+
+
 def start_sweeper(app: Flask, stop: threading.Event | None = None) -> threading.Thread:
     """Sweep every SWEEP_INTERVAL_SECONDS in a daemon thread until ``stop`` is set."""
     settings: Settings = app.config["SETTINGS"]
     stop = stop or threading.Event()
+    grace = LeaseGrace(settings.RUN_LEASE_SECONDS)
 
     def loop() -> None:
         while not stop.wait(settings.SWEEP_INTERVAL_SECONDS):
             with app.app_context():
                 try:
-                    sweep_once(db.session, settings)
-                except Exception:  # noqa: BLE001 - keep sweeping; the next pass retries
-                    log.exception("Sweep failed")
-                    db.session.rollback()
+                    sweep_pass(db.session, settings, grace)
                 finally:
                     db.session.remove()
 

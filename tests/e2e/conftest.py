@@ -28,6 +28,7 @@ _active: dict[str, Stack] = {}
 E2E_ORDER = (
     "test_pipeline_runs.py",
     "test_callbacks.py",
+    "test_workflows.py",
     "test_fault_injection.py",
     "test_sqlite_embedded.py",
 )

@@ -9,12 +9,13 @@ from datetime import timedelta
 import pytest
 from kombu import Connection
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from app.celery_config import TASK_PIPELINE_RUN
 from app.extensions import db
 from app.runs.models import IdempotencyRecord, Run
 from app.runs.states import TRANSITIONS, RunState
-from app.runs.sweeper import sweep_once
+from app.runs.sweeper import LeaseGrace, sweep_once, sweep_pass
 from app.timeutil import utcnow
 
 W = "/api/v1.0/worker/runs"
@@ -219,6 +220,61 @@ def test_lost_worker_is_retried_then_fails(app, client, client_headers, worker_h
     body = get_run(client, client_headers, urls)
     assert body["state"] == "FAILED" and body["error"]["type"] == "WORKER_LOST"
     assert body["attempt"] == 2
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_leases_that_ran_out_during_an_outage_get_a_lease_period(
+    app, client, client_headers, worker_headers, urls, run
+):
+    """A sweeper that has just started (the API was down), or that found the database
+    down, leaves expired leases alone for a lease period: a healthy worker renews in it."""
+    settings = app.config["SETTINGS"]
+    clock = FakeClock()
+    grace = LeaseGrace(settings.RUN_LEASE_SECONDS, clock)
+    claim(client, worker_headers, urls)
+    _expire_lease(run["id"])  # no heartbeat arrived during the outage
+    assert sweep_pass(db.session, settings, grace)["expired"] == 0
+    assert get_run(client, client_headers, urls)["state"] == "RUNNING"
+    # The worker's renewal arrives; once the grace is over, nothing is left to expire.
+    beat = client.post(f"{urls['worker']}/heartbeat", json={"attempt": 1}, headers=worker_headers)
+    assert beat.status_code == 200, beat.get_json()
+    clock.now += settings.RUN_LEASE_SECONDS
+    assert sweep_pass(db.session, settings, grace)["expired"] == 0
+    # A worker that really is gone is still found, once its lease has run out.
+    _expire_lease(run["id"])
+    assert sweep_pass(db.session, settings, grace)["expired"] == 1
+    assert get_run(client, client_headers, urls)["states"][-1]["from_state"] == "RUNNING"
+
+
+def test_a_sweep_that_finds_the_database_down_restarts_the_grace(app, monkeypatch):
+    settings = app.config["SETTINGS"]
+    clock = FakeClock()
+    grace = LeaseGrace(settings.RUN_LEASE_SECONDS, clock)
+    clock.now += settings.RUN_LEASE_SECONDS
+    assert grace.over()
+
+    def database_down(*_args, **_kwargs):
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
+
+    monkeypatch.setattr("app.runs.sweeper.sweep_once", database_down)
+    assert sweep_pass(db.session, settings, grace) is None  # logged, never raised
+    assert not grace.over()
+    clock.now += settings.RUN_LEASE_SECONDS
+    assert grace.over()
+
+    def bug(*_args, **_kwargs):
+        raise RuntimeError("a bug in one check")
+
+    monkeypatch.setattr("app.runs.sweeper.sweep_once", bug)
+    assert sweep_pass(db.session, settings, grace) is None
+    assert grace.over()  # only an unreachable database holds lease expiry back
 
 
 def test_model_errors_are_not_retried(client, client_headers, worker_headers, urls):
