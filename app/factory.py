@@ -15,6 +15,7 @@ from app.auth import decorators as auth
 from app.config import Settings
 from app.errors import register_error_handlers
 from app.extensions import api, db, migrate
+from app.page import session as page_session
 from app.runs import broker
 from app.storage import extension as storage
 
@@ -82,6 +83,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     auth.init_app(app, settings.AUTH_CACHE_SECONDS)
     storage.init_app(app, settings)
     broker.init_app(app, settings)
+    page_session.init_app(app, settings)
     if settings.SQLALCHEMY_DATABASE_URI.startswith("sqlite"):
         with app.app_context():
             _serialize_sqlite_writes(db.engine)
@@ -142,6 +144,10 @@ def register_blueprints(app: Flask) -> None:
     )
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
+    # The run page: HTML and its own polling JSON, outside the API and its spec.
+    from app.page.routes import blp as page_blp
+
+    app.register_blueprint(page_blp)
 
 
 def register_swagger_ui(app: Flask) -> None:
