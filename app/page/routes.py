@@ -59,6 +59,16 @@ def _page_globals() -> dict[str, Any]:
     return {"csrf_token": csrf_token, "poll_seconds": poll_seconds, "kinds": registry.kinds}
 
 
+@blp.app_template_filter("bytes")
+def _bytes(size: int) -> str:
+    """``5482`` as ``5.5 kB`` (the script's ``size`` says the same)."""
+    value, unit = float(size), 0
+    units = ("B", "kB", "MB", "GB", "TB")
+    while value >= 1000 and unit < len(units) - 1:
+        value, unit = value / 1000, unit + 1
+    return f"{value:.1f} {units[unit]}" if unit else f"{int(value)} B"
+
+
 @blp.after_request
 def _headers(response: Response) -> Response:
     """No page or its data in a shared cache; no framing; scripts only from this app."""

@@ -12,6 +12,13 @@
     return node;
   }
 
+  function size(bytes) {
+    var units = ['B', 'kB', 'MB', 'GB', 'TB'];
+    var n = Number(bytes), u = 0;
+    while (n >= 1000 && u < units.length - 1) { n /= 1000; u++; }
+    return (u ? n.toFixed(1) : String(n)) + ' ' + units[u];
+  }
+
   function badge(state) { return el('span', { class: 'state state-' + state }, state); }
 
   function pctText(percent, message) {
@@ -115,7 +122,7 @@
           var cell = tr.appendChild(el('td'));
           cell.appendChild(el('a', { href: a.url, download: '' }, a.name));
           if (a.partial) cell.appendChild(document.createTextNode(' (partial)'));
-          tr.appendChild(el('td', { 'data-bytes': a.size }, a.size + ' B'));
+          tr.appendChild(el('td', { 'data-bytes': a.size }, size(a.size)));
           return tr;
         }));
       }
