@@ -214,6 +214,8 @@ def runs_page_figures(base: str, session: requests.Session) -> dict[str, list[fl
     cursor = None
     for _ in range(1000):  # to row 50,000, 50 a page, by cursor (as "Older runs" does)
         body = session.get(f"{base}/page/runs.json", params={"cursor": cursor} if cursor else {})
+        if not body.json()["next_cursor"]:
+            break
         cursor = body.json()["next_cursor"]
     deep = timed(session, f"{base}/page/?cursor={cursor}", 30)
     return {"first": first, "filtered": filtered, "deep": deep}
@@ -227,14 +229,16 @@ def open_pages(base: str, key: str, run_id: str, stop: threading.Event) -> list[
 
     def page() -> None:
         session = signed_in(base, key)
-        etag, after = None, 0
+        etag, after, wanted = None, 0, 0
         while not stop.is_set():
             headers = {"If-None-Match": etag} if etag else {}
             live = session.get(f"{base}/page/runs/{run_id}/live.json", headers=headers)
             if live.status_code == 200:
                 etag = live.headers.get("ETag")
-            logs = session.get(f"{base}/page/runs/{run_id}/logs.json", params={"after": after})
-            after = logs.json()["next_after"]
+                wanted = live.json()["log_seq"]
+            if wanted > after:  # the log tail reads on only when there are new lines
+                logs = session.get(f"{base}/page/runs/{run_id}/logs.json", params={"after": after})
+                after = logs.json()["next_after"]
             stop.wait(1.0)
 
     threads = [threading.Thread(target=page, daemon=True) for _ in range(PAGES)]
@@ -250,11 +254,19 @@ def with_pages(base: str, database: BenchDatabase, seconds: float) -> tuple[list
     watched, worker_url = claimed_run(base, database)
     stop = threading.Event()
 
-    def report() -> None:  # the watched run moves: each poll sees a change once a second
-        percent = 0.0
+    def report() -> None:
+        """The watched run moves: a progress report and a log line every second, so every
+        page's poll sees a change (a 200, not a 304) and its log tail reads on."""
+        percent, seq = 0.0, 0
+        headers = {"Authorization": f"Bearer {database.worker_key}"}
         while not stop.wait(1.0):
-            percent = min(99.0, percent + 1)
+            percent, seq = min(99.0, percent + 1), seq + 1
             progress(worker_url, database.worker_key, percent)
+            requests.post(
+                f"{worker_url}/logs",
+                json={"attempt": 1, "first_seq": seq, "lines": [f"Processing {seq}"]},
+                headers=headers,
+            )
 
     reporter = threading.Thread(target=report, daemon=True)
     reporter.start()

@@ -2,9 +2,10 @@
 
 The key itself is typed into a form once and never stored: the session (Flask's signed
 cookie, HttpOnly, SameSite=Strict, expiring after PAGE_SESSION_SECONDS) holds the key's id
-and a random CSRF token. Every request re-checks that the key is unrevoked and holds
-PIPELINES_CLIENT, so revoking a key signs its pages out. Every state-changing form carries
-the token; a POST without it is refused (403), and so is one from another origin.
+and a random CSRF token. Requests re-check that the key is unrevoked and holds
+PIPELINES_CLIENT, so revoking a key signs its pages out (within AUTH_CACHE_SECONDS).
+Every state-changing form carries the token; a POST without it is refused (403), and so
+is one from another origin.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import functools
 import hmac
 import os
 import secrets
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from cachetools import TTLCache
 from flask import Flask, current_app, g, request, session
 
 from app.auth.decorators import Forbidden, Unauthorized
@@ -29,6 +32,7 @@ from app.extensions import db
 F = TypeVar("F", bound=Callable[..., Any])
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
+_lock = threading.Lock()
 
 
 class NotSignedIn(Unauthorized):
@@ -36,6 +40,8 @@ class NotSignedIn(Unauthorized):
 
 
 def init_app(app: Flask, settings: Settings) -> None:
+    if settings.AUTH_CACHE_SECONDS > 0:
+        app.extensions["page.keys"] = TTLCache(10_000, settings.AUTH_CACHE_SECONDS)
     app.config.update(
         SECRET_KEY=settings.PAGE_SESSION_SECRET or _instance_secret(settings.INSTANCE_DIR),
         SESSION_COOKIE_NAME="jobs_page",
@@ -108,13 +114,26 @@ def sign_out() -> None:
 
 
 def signed_in_key() -> int | None:
-    """The id of the session's key if it is still an unrevoked client key."""
+    """The id of the session's key if it is still an unrevoked client key.
+
+    Valid keys are remembered for AUTH_CACHE_SECONDS, as the API's grants are: an open
+    page polls every second, and a query per poll for an answer that rarely changes is
+    the largest share of a 304's cost. A revocation signs pages out within that time.
+    """
     key_id = session.get("key_id")
     if not isinstance(key_id, int):
         return None
+    valid: TTLCache[int, bool] | None = current_app.extensions.get("page.keys")
+    if valid is not None:
+        with _lock:
+            if valid.get(key_id):
+                return key_id
     key = find_active_key_by_id(db.session, key_id)
     if key is None or key.permission != Permission.PIPELINES_CLIENT:
         return None
+    if valid is not None:
+        with _lock:
+            valid[key_id] = True
     return key.id
 
 

@@ -84,6 +84,8 @@
     var initial = JSON.parse(document.getElementById('live-initial').textContent);
     var plot = document.getElementById('plot-section') ? plotter(root) : null;
     var dag = document.getElementById('dag') ? dagPainter() : null;
+    var log = document.getElementById('log');
+    var logs = log ? tail(log) : null;
     function apply(d) {
       var state = document.getElementById('state');
       state.textContent = d.state;
@@ -128,35 +130,43 @@
       }
       if (plot) plot.artifacts(d.artifacts);
       if (dag && d.nodes) dag(d.nodes);
+      if (logs) logs(d);
       root.dataset.state = d.state;
     }
     apply(initial);
     if (!initial.final) poll(root.dataset.live, apply, function (d) { return d.final; });
-    var log = document.getElementById('log');
-    if (log) tail(log);
   }
 
-  /* The console log from its cursor: only lines after the last one shown are fetched. */
+  /* The console log from its cursor: only lines after the last one shown are fetched,
+   * and only when the live view says there are more (``log_seq``), so a quiet run costs
+   * no log requests. Returns the hook the live updates call. */
   function tail(pre) {
-    var after = 0;
+    var after = 0, wanted = 0, final = false, busy = false;
     function more() {
+      if (busy) return;
+      if (after >= wanted) { if (final) pre.dataset.complete = 'true'; return; }
+      busy = true;
       fetch(pre.dataset.logs + '?after=' + after, { credentials: 'same-origin', cache: 'no-store' })
         .then(function (r) { return r.status === 200 ? r.json() : null; })
         .then(function (page) {
+          busy = false;
           if (!page) { setTimeout(more, POLL * 3); return; }
           if (page.lines.length) {
             var atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
             pre.appendChild(document.createTextNode(page.lines.join('\n') + '\n'));
             if (atBottom) pre.scrollTop = pre.scrollHeight;
           }
-          after = page.next_after;
+          after = page.lines.length ? page.next_after : Math.max(after, wanted);
           pre.dataset.after = after;
-          if (page.complete) { pre.dataset.complete = 'true'; return; }
-          setTimeout(more, page.lines.length >= 500 ? 0 : POLL);
+          more();
         })
-        .catch(function () { setTimeout(more, POLL * 3); });
+        .catch(function () { busy = false; setTimeout(more, POLL * 3); });
     }
-    more();
+    return function (d) {
+      wanted = Math.max(wanted, d.log_seq);
+      final = d.final;
+      more();
+    };
   }
 
   /* --- the plot --- */
