@@ -191,3 +191,18 @@ def test_plot_refuses_what_it_cannot_plot(signed_in, run):
 def test_static_files_are_served_by_the_app(client):
     for name in ("page.js", "page.css"):
         assert client.get(f"/page/static/{name}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/page/runs/%00/live.json", 422),
+        (f"/page/runs/{'x' * 300}/live.json", 404),
+        ("/page/runs/x/plot.json?artifact=%00.csv", 422),
+        ("/page/runs.json?state=%00", 422),
+    ],
+)
+def test_hostile_input_is_a_4xx(signed_in, path, status):
+    response = signed_in.get(path)
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.get_json()["message"]
