@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from flask import current_app
+from flask import current_app, url_for
+from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.page.dag_layout import NODE_HEIGHT, NODE_WIDTH, layout
+from app.page.dag_layout import DrawnNode, layout, svg
 from app.page.registry import Action, RunKindPage, register
 from app.runs import dispatch
 from app.runs.models import Run
@@ -50,14 +51,28 @@ def _live(session: Session, run: Run) -> dict[str, Any]:
 
 def _context(session: Session, run: Run) -> dict[str, Any]:
     assert isinstance(run, WorkflowRun)
-    nodes = _nodes(session, run)
+    # The live view, rendered first, has already read the nodes: one query, not two.
+    nodes = run.nodes if run.nodes is not None else _nodes(session, run)
     drawing = layout([(node["name"], node["upstream"]) for node in nodes])
+    # Links are built from this prefix: url_for per node and instance is a third of a
+    # 1,000-node page's time.
+    run_href = url_for("page.runs") + "runs/"
+    drawn = [
+        DrawnNode(
+            node["name"],
+            node["state"],
+            f" · {len(node['instances'])} instances" if len(node["instances"]) > 1 else "",
+            f"{run_href}{node['run_ids'][0]}"
+            if len(node["instances"]) == 1 and node["run_ids"]
+            else f"#node-{index}",
+        )
+        for index, node in enumerate(nodes, 1)
+    ]
     return {
         "workflow": session.get(Workflow, run.workflow_id),
         "nodes": nodes,
-        "drawing": drawing,
-        "node_width": NODE_WIDTH,
-        "node_height": NODE_HEIGHT,
+        "dag_svg": Markup(svg(drawing, drawn)),
+        "run_href": run_href,
     }
 
 
