@@ -96,6 +96,12 @@ class Settings:
     WORKER_SANDBOX: bool = True
     WORKER_CONCURRENCY: int = 2
 
+    PAGE_SESSION_SECRET: str = ""
+    PAGE_SESSION_SECONDS: int = 12 * 3600
+    PAGE_COOKIE_SECURE: bool = False
+    PAGE_POLL_SECONDS: float = 1.0
+    PAGE_PLOT_MAX_BYTES: int = 256 * 1024 * 1024
+
     LOG_LEVEL: str = "INFO"
     HOST: str = "127.0.0.1"
     PORT: int = 5000

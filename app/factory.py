@@ -15,6 +15,7 @@ from app.auth import decorators as auth
 from app.config import Settings
 from app.errors import register_error_handlers
 from app.extensions import api, db, migrate
+from app.page import session as page_session
 from app.runs import broker
 from app.storage import extension as storage
 
@@ -54,6 +55,7 @@ def configure_app(app: Flask, settings: Settings, mounted_at: str = "") -> None:
     servers = {"servers": [{"url": mounted_at}]} if mounted_at else {}
     app.config.update(
         SETTINGS=settings,
+        MOUNTED_AT=mounted_at,
         SQLALCHEMY_DATABASE_URI=settings.SQLALCHEMY_DATABASE_URI,
         SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings.SQLALCHEMY_DATABASE_URI),
         API_TITLE=API_TITLE,
@@ -91,6 +93,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     auth.init_app(app, settings.AUTH_CACHE_SECONDS)
     storage.init_app(app, settings)
     broker.init_app(app, settings)
+    page_session.init_app(app, settings)
     if settings.SQLALCHEMY_DATABASE_URI.startswith("sqlite"):
         with app.app_context():
             _serialize_sqlite_writes(db.engine)
@@ -151,6 +154,10 @@ def register_blueprints(app: Flask) -> None:
     )
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
+    # The run page: HTML and its own polling JSON, outside the API and its spec.
+    from app.page.routes import blp as page_blp
+
+    app.register_blueprint(page_blp)
 
 
 def register_swagger_ui(app: Flask) -> None:

@@ -18,7 +18,10 @@ class HomeSchema(Schema):
     links = fields.Dict(
         keys=fields.String(),
         values=fields.String(),
-        metadata={"description": "docs: the Swagger UI; openapi: the spec; api: the API root"},
+        metadata={
+            "description": "docs: the Swagger UI; openapi: the spec; api: the API root; "
+            "page: the run page, to follow runs in a browser"
+        },
     )
 
 
@@ -34,5 +37,6 @@ def home() -> dict[str, Any]:
             "docs": url_for("flasgger.apidocs"),
             "openapi": url_for("flasgger.apispec"),
             "api": f"{request.script_root}/api/v1.0",
+            "page": url_for("page.runs"),
         },
     }

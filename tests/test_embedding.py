@@ -3,6 +3,7 @@ pages and JSON settings (tests/e2e/test_embedding.py runs a simulation through i
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,25 @@ def test_urls_the_service_builds_carry_the_prefix(host: Flask, tmp_path: Path) -
     )
     assert client.get("/tools/jobs/").get_json()["links"]["api"] == "/tools/jobs/api/v1.0"
     assert client.get("/tools/jobs/apispec.json").get_json()["servers"] == [{"url": "/tools/jobs"}]
+
+
+def test_the_run_page_signs_in_under_the_prefix(host: Flask, tmp_path: Path) -> None:
+    service = _service(host, tmp_path)
+    service.upgrade()
+    with service.app.app_context():
+        _, token = create_application_key(db.session, "c", Permission.PIPELINES_CLIENT)
+        db.session.commit()
+    client = host.test_client()
+    form = client.get("/tools/jobs/page/signin").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    assert csrf, form
+    signed = client.post(
+        "/tools/jobs/page/signin",
+        data={"key": token, "csrf_token": csrf.group(1), "next": "/tools/jobs/page/"},
+    )
+    assert signed.status_code == 303 and signed.headers["Location"] == "/tools/jobs/page/"
+    assert "Path=/tools/jobs/page" in signed.headers["Set-Cookie"]
+    assert client.get("/tools/jobs/page/").status_code == 200  # the cookie came back
 
 
 def test_the_service_keeps_its_own_migration_history(host: Flask, tmp_path: Path) -> None:

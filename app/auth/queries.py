@@ -56,3 +56,12 @@ class GrantCache:
             with self._lock:
                 self._cache[digest] = grant
         return grant
+
+
+def find_active_key_by_id(session: Session, key_id: int) -> ApplicationKey | None:
+    """The unrevoked key of id ``key_id`` (a signed-in page session names its key by id)."""
+    return session.scalar(
+        select(ApplicationKey).where(
+            ApplicationKey.id == key_id, ApplicationKey.revoked_at.is_(None)
+        )
+    )

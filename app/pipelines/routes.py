@@ -247,3 +247,9 @@ def worker_unused_parameters(data: dict[str, Any], run_id: str) -> None:
     """Record the parameters the run's model never reads (shown as ``unused_parameters``)."""
     services.record_unused_parameters(db.session, run_id, data["attempt"], data["names"])
     db.session.commit()
+
+
+# The run page (app/page) shows this domain's runs: its kind registers itself here.
+from app.pipelines.page import register_page  # noqa: E402
+
+register_page()

@@ -170,3 +170,17 @@ def record_unused_parameters(
     run.unused_parameters = sorted(set(names) & set(run.parameters))
     session.flush()
     return run
+
+
+def rerun(session: Session, run: PipelineRun) -> PipelineRun:
+    """A new run of ``run``'s pipeline with the same inputs, parameters and timeout (the
+    page's re-run button); the new run is nobody's child."""
+    pipeline = lock_pipeline(session, run.pipeline_id, shared=True)
+    check_model_uploaded(pipeline)
+    data = {
+        "inputs": run.inputs,
+        "parameters": run.parameters,
+        "timeout_seconds": run.timeout_seconds,
+        "callback_url": run.callback_url,
+    }
+    return create_run(session, pipeline, data, artifact_inputs=run.artifact_inputs)

@@ -29,6 +29,29 @@ from app.storage.extension import store
 FindRun = Callable[..., Run]
 
 
+def cancel_run(run_id: str) -> None:
+    """Cancel: READY ends at once; RUNNING goes CANCELLING until the work stops. Then stop
+    its children and start what follows (the API and the page both cancel this way)."""
+    request_cancel(db.session, lock_run(db.session, run_id))
+    db.session.commit()
+    dispatch.follow_up(db.session, run_id)
+
+
+def send_artifact(run: Run, name: str) -> Any:
+    """An artifact's download: a redirect to a presigned S3 URL, or the bytes."""
+    artifact = queries.get_artifact(db.session, run.id, name)
+    filename = name.rsplit("/", 1)[-1]
+    url = store().presigned_url(artifact.storage_key, filename)
+    if url:
+        return redirect(url, code=302)
+    return send_file(
+        store().open(artifact.storage_key),
+        mimetype="application/octet-stream",
+        as_attachment=True,
+        download_name=filename,
+    )
+
+
 def add_run_routes(
     blp: Blueprint,
     run_url: str,
@@ -55,10 +78,7 @@ def add_run_routes(
         @blp.doc(operationId=f"cancel{kind}", parameters=["IdempotencyKey"])
         def post(self, **url_args: str) -> Any:
             """Cancel: READY ends at once; RUNNING goes CANCELLING until the work stops."""
-            run = find_run(**url_args)
-            request_cancel(db.session, lock_run(db.session, run.id))
-            db.session.commit()
-            dispatch.follow_up(db.session, run.id)  # stop its children, start what follows
+            cancel_run(find_run(**url_args).id)
             return find_run(**url_args)
 
     @blp.route(f"{run_url}/logs")
@@ -88,15 +108,4 @@ def add_run_routes(
         @blp.doc(operationId=f"download{kind}Artifact")
         def get(self, name: str, **url_args: str) -> Any:
             """Download an artifact: a redirect to a presigned S3 URL, or the bytes."""
-            run = find_run(**url_args)
-            artifact = queries.get_artifact(db.session, run.id, name)
-            filename = name.rsplit("/", 1)[-1]
-            url = store().presigned_url(artifact.storage_key, filename)
-            if url:
-                return redirect(url, code=302)
-            return send_file(
-                store().open(artifact.storage_key),
-                mimetype="application/octet-stream",
-                as_attachment=True,
-                download_name=filename,
-            )
+            return send_artifact(find_run(**url_args), name)

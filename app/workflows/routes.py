@@ -152,3 +152,9 @@ add_run_routes(
     ClientView.decorators,
     "WorkflowRun",
 )
+
+
+# The run page (app/page) shows this domain's runs: its kind registers itself here.
+from app.workflows.page import register_page  # noqa: E402
+
+register_page()

@@ -100,6 +100,7 @@ def test_a_host_app_runs_a_simulation_through_the_embedded_service(hosted, e2e_s
         "docs": f"{PREFIX}/apidocs/",
         "openapi": f"{PREFIX}/apispec.json",
         "api": f"{PREFIX}/api/v1.0",
+        "page": f"{PREFIX}/page/",
     }
     assert client.get("/apispec.json").json()["servers"] == [{"url": PREFIX}]
     docs = client.get("/apidocs/")

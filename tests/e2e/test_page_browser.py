@@ -1,0 +1,238 @@
+"""The run page in a real browser: Debian's Chromium driven by Playwright, against the
+whole service (gunicorn, PostgreSQL, Redis, S3, a worker) running real GridLAB-D.
+
+Nothing is downloaded: Playwright drives /usr/bin/chromium (installed by .ci/run and the
+README's test command). Screenshots of every page go to test-artifacts/page/.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.e2e.conftest import LONG, MEDIUM, residential_files
+from tests.e2e.harness import E2E_MODELS, REPO, wait_until
+from tests.e2e.stack import Stack
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = REPO / "test-artifacts" / "page"
+WAIT_MS = 60_000
+# Pixels of the plot's canvas in the first series' blue (#0969da): the curve was drawn.
+BLUE_PIXELS = """() => {
+  const c = document.getElementById('plot');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 0; i < d.length; i += 4) if (d[i + 3] && d[i + 2] > 150 && d[i] < 60) n++;
+  return n;
+}"""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), "Chromium missing: apt-get install -y chromium"
+    with sync_playwright() as playwright:
+        # --no-sandbox: CI runs as root, where Chromium's own sandbox cannot start.
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, stack: Stack) -> Iterator[Page]:
+    # bypass_csp: the page's CSP forbids eval, which Playwright's wait_for_function uses;
+    # the page's own script needs none.
+    context = browser.new_context(
+        viewport={"width": 1366, "height": 900}, accept_downloads=True, bypass_csp=True
+    )
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def sign_in(page: Page, stack: Stack, token: str | None = None) -> None:
+    page.goto(f"{stack.api_url}/")
+    page.goto(f"{stack.api_url}{page_link(page)}")
+    assert "/page/signin" in page.url  # not signed in: the form
+    page.fill("#key", stack.client_token if token is None else token)
+    page.click("form.signin button")
+
+
+def page_link(page: Page) -> str:
+    """``GET /`` names the page among its links."""
+    return page.evaluate("JSON.parse(document.body.innerText).links.page")
+
+
+def state_is(page: Page, state: str, timeout: float = WAIT_MS) -> None:
+    page.wait_for_function(
+        "s => document.getElementById('state').textContent === s", arg=state, timeout=timeout
+    )
+
+
+def test_sign_in_refuses_a_bad_key_and_csrf_guards_actions(page, stack, client):
+    sign_in(page, stack, "not-a-key")
+    assert "Unknown or revoked API key" in page.inner_text("#signin-error")
+    page.fill("#key", stack.worker_token)
+    page.click("form.signin button")
+    assert "lacks the PIPELINES_CLIENT permission" in page.inner_text("#signin-error")
+    shot(page, "signin-refused")
+    page.fill("#key", stack.client_token)
+    page.click("form.signin button")
+    page.wait_for_selector("table#runs")
+    assert stack.client_token not in page.url
+    cookie = next(c for c in page.context.cookies() if c["name"] == "jobs_page")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+
+    # A model that fails to load: the page shows the error with its file and line.
+    broken = E2E_MODELS / "broken.glm"
+    pipeline = client.pipeline_with_files("broken.glm", [("broken.glm", broken)])
+    run = client.create_run(pipeline["id"])
+    client.wait_for_state(pipeline["id"], run["id"], "FAILED", 60)
+    page.goto(f"{stack.api_url}/page/runs/{run['id']}")
+    assert page.inner_text("#error-type") == "MODEL_ERROR"
+    assert "broken.glm" in page.inner_text("#error-where")
+    assert "line 11" in page.inner_text("#error-where")
+    shot(page, "pipeline-run-failed")
+
+    # The session cookie alone does not make a POST: the form's token is needed.
+    cancel_url = f"{stack.api_url}/page/runs/{run['id']}/cancel"
+    refused = page.request.post(cancel_url, max_redirects=0)
+    assert refused.status == 403 and "CSRF" in refused.text()
+    token = page.get_attribute("#cancel-form input[name=csrf_token]", "value")
+    with_token = page.request.post(cancel_url, form={"csrf_token": token}, max_redirects=0)
+    assert with_token.status == 409 and "ended" in with_token.text()  # past CSRF: the run ended
+
+
+@pytest.mark.timeout(150)
+def test_live_progress_log_tail_and_cancel(page, stack, client):
+    pipeline = client.pipeline_with_files(f"models/{LONG.name}", residential_files(LONG))
+    sign_in(page, stack)
+    run = client.create_run(pipeline["id"])
+    started = time.monotonic()
+    page.goto(f"{stack.api_url}/page/runs/{run['id']}")
+    state_is(page, "RUNNING")
+    page.wait_for_function("document.getElementById('progress').value > 0")
+    first = page.evaluate("document.getElementById('progress').value")
+    page.wait_for_function(f"document.getElementById('progress').value > {first}")
+    assert "%" in page.inner_text("#progress-text")
+    page.wait_for_function("document.getElementById('log').textContent.length > 0")
+    lines = page.evaluate("document.getElementById('log').textContent.split('\\n').length")
+    page.wait_for_function(
+        f"document.getElementById('log').textContent.split('\\n').length > {lines}"
+    )
+    shot(page, "pipeline-run-live")
+    # The log is read from its cursor: the page's lines are the API's, none twice.
+    page.click("#cancel")
+    state_is(page, "CANCELLED", 30_000)
+    stopped = client.get_run(pipeline["id"], run["id"])
+    assert stopped["state"] == "CANCELLED" and stopped["error"]["type"] == "CANCELLED"
+    assert page.is_hidden("#cancel-form") and page.is_visible("#action-rerun")
+    page.wait_for_function("document.getElementById('log').dataset.complete === 'true'")
+    shown = page.evaluate("document.getElementById('log').textContent").splitlines()
+    assert shown == [line["line"] for line in client.all_logs(pipeline["id"], run["id"])]
+    shot(page, "pipeline-run-cancelled")
+    print(f"\nlong run followed and cancelled from the page in {time.monotonic() - started:.1f} s")
+
+
+def _recorder(data: bytes, column: str) -> tuple[list[str], list[float]]:
+    lines = data.decode().splitlines()
+    header = [line for line in lines if line.startswith("#")][-1].lstrip("# ").split(",")
+    rows = list(csv.reader(io.StringIO("\n".join(ln for ln in lines if not ln.startswith("#")))))
+    index = header.index(column)
+    return [row[0] for row in rows], [float(row[index]) for row in rows]
+
+
+@pytest.mark.timeout(120)
+def test_plot_holds_the_csv_curve_and_runs_list_follows(page, stack, client):
+    pipeline = client.pipeline_with_files(f"models/{MEDIUM.name}", residential_files(MEDIUM))
+    sign_in(page, stack)
+    run = client.create_run(pipeline["id"])
+    row = f"tr[data-run='{run['id']}']"
+    page.wait_for_selector(row)  # the list polls: the new run appears without a reload
+    page.wait_for_function(
+        "sel => (document.querySelector(sel) || {}).textContent?.includes('COMPLETED')",
+        arg=row,
+        timeout=90_000,
+    )
+    shot(page, "runs-list")
+    page.click(f"{row} a")
+    options = "[...document.querySelectorAll('#plot-artifact option')].map(o => o.value)"
+    page.wait_for_function(f"{options}.some(v => v.endsWith('medium_hourly.csv'))")
+    name = next(v for v in page.evaluate(options) if v.endswith("medium_hourly.csv"))
+    page.select_option("#plot-artifact", name)
+    page.wait_for_function("window.pagePlot && window.pagePlot.columns.includes('air_temperature')")
+    page.get_by_label("air_temperature", exact=True).check()
+    page.wait_for_function("window.pagePlot.ys.includes('air_temperature')")
+    plotted: dict[str, Any] = page.evaluate(
+        "window.pagePlot.series.find(s => s.name === 'air_temperature')"
+    )
+    assert page.evaluate("window.pagePlot.x") == "timestamp"
+    assert page.evaluate("window.pagePlot.x_kind") == "time"
+
+    with page.expect_download() as download:
+        page.click(f"#artifacts a:text-is('{name}')")
+    data = Path(download.value.path()).read_bytes()
+    times, temperatures = _recorder(data, "air_temperature")
+    assert len(temperatures) > 24
+    assert plotted["y"] == pytest.approx(temperatures)
+    steps = {b - a for a, b in zip(plotted["x"], plotted["x"][1:], strict=False)}
+    assert steps == {3600 * 1000}, "hourly recorder: one hour between points"
+    assert times[0].startswith("2001-07-24 01:00:00")
+    # The canvas holds the drawing: non-background pixels in the series' colours.
+    drawn = page.evaluate(BLUE_PIXELS)
+    assert drawn > 200, drawn
+    shot(page, "pipeline-run-plot")
+
+
+@pytest.mark.timeout(120)
+def test_workflow_dag_shows_failed_node_and_skipped_dependants(page, stack, client):
+    broken = client.pipeline_with_files("broken.glm", [("broken.glm", E2E_MODELS / "broken.glm")])
+    workflow = client.post(
+        "/api/v1.0/workflows",
+        json={
+            "name": "page-dag",
+            "nodes": [
+                {"name": "load", "pipeline_id": broken["id"]},
+                {"name": "scale", "pipeline_id": broken["id"], "sweep": {"S": ["1", "2"]}},
+                {"name": "after_load", "pipeline_id": broken["id"], "depends_on": ["load"]},
+                {"name": "report", "pipeline_id": broken["id"], "depends_on": ["after_load"]},
+            ],
+        },
+    )
+    assert workflow.status_code == 201, workflow.text
+    base = f"/api/v1.0/workflows/{workflow.json()['id']}/runs"
+    run = client.post(base, json={}).json()
+    sign_in(page, stack)
+    page.goto(f"{stack.api_url}/page/runs/{run['id']}")
+    wait_until(
+        lambda: client.get(f"{base}/{run['id']}").json()["state"] == "FAILED",
+        60,
+        "the workflow run to fail",
+    )
+    state_is(page, "FAILED")
+    for name, state in [("load", "FAILED"), ("after_load", "SKIPPED"), ("report", "SKIPPED")]:
+        node = page.locator(f"#dag a[data-node='{name}']")
+        assert node.get_attribute("class") == f"node state-{state}"
+        assert state in node.text_content()  # said in words, not by colour alone
+        assert node.get_attribute("aria-label") == f"{name}: {state}"
+    assert "2 instances" in page.locator("#dag a[data-node='scale']").text_content()
+    assert page.locator("tr[data-node-row='scale'] .instance").count() == 2
+    assert page.is_visible("#action-retry")
+    shot(page, "workflow-run-dag")
+    page.focus("#dag a[data-node='load']")
+    page.keyboard.press("Enter")  # by keyboard: the node opens its run
+    page.wait_for_selector("#error-type")
+    assert page.inner_text("#error-type") == "MODEL_ERROR"
+    assert "Run of pipeline" in page.inner_text("h1")
