@@ -95,6 +95,11 @@ class Settings:
     WORKER_SANDBOX: bool = True
     WORKER_CONCURRENCY: int = 2
 
+    JOB_KINDS: str = ""
+    JOB_KIND_QUEUES: str = ""
+    WORKER_JOB_KINDS: str = ""
+    WORKER_ANNOUNCE_SECONDS: float = 10.0
+
     LOG_LEVEL: str = "INFO"
     HOST: str = "127.0.0.1"
     PORT: int = 5000

@@ -134,6 +134,10 @@ class WorkerApi:
         body = {"attempt": self.attempt, "names": names}
         self._call("POST", "unused-parameters", json=body)
 
+    def announce_kinds(self, worker: str, kinds: list[str]) -> None:
+        """Say which job kinds this worker runs (not tied to a run)."""
+        self._call("PUT", "/api/v1.0/worker/job-kinds", json={"worker_id": worker, "kinds": kinds})
+
     def download(self, path: str) -> Iterator[bytes]:
         """Stream a file the API serves (a pipeline file), in 1 MB chunks."""
         response = self._call("GET", path, stream=True)
