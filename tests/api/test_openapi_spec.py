@@ -29,6 +29,8 @@ OPERATIONS = {
     "listWorkflows", "createWorkflow", "getWorkflow", "replaceWorkflow", "deleteWorkflow",
     "listWorkflowRuns", "createWorkflowRun", "getWorkflowRun", "cancelWorkflowRun",
     "retryWorkflowRun", "listWorkflowRunLogs", "downloadWorkflowRunArtifact",
+    "listJobKinds", "getJobKind", "listJobRuns", "createJobRun", "getJobRun", "cancelJobRun",
+    "listJobRunLogs", "downloadJobRunArtifact", "announceJobKinds", "getJobRunInput",
 }  # fmt: skip
 PUBLIC = {"getHome", "getLiveness", "getReadiness"}
 
