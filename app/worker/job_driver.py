@@ -24,7 +24,7 @@ from app.jobkit.context import JobContext
 from app.jobkit.kind import JobError, Outputs
 from app.jobkit.registry import import_kind
 from app.worker.console import marker
-from app.worker.gridlabd_driver import PROJECT_ROOT, die_with_parent, emit
+from app.worker.gridlabd_driver import PROJECT_ROOT, die_with_parent, emit, hidden_paths
 
 EXIT_FAILED = 3
 
@@ -47,7 +47,8 @@ def run(root: Path, reference: str, spec: dict[str, Any]) -> int:
     cancel = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: cancel.set())
-    emit(marker("started", hide=[[f"{root}/", ""]]))
+    # Tracebacks show the job folder as relative paths and the server's folders by role.
+    emit(marker("started", hide=hidden_paths(root)))
     try:
         kind = import_kind(reference)
         from marshmallow import ValidationError

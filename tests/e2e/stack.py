@@ -27,6 +27,9 @@ from tests.e2e.harness import (
     worker_service,
 )
 
+TEST_JOB_KINDS = "tests.jobkinds:Sleeper,tests.jobkinds:failer,tests.jobkinds:nobody"
+WORKER_JOB_KINDS = "csv_summary,voltage_report,test_sleeper,test_failer"
+
 
 class Stack:
     def __init__(self, root: Path):
@@ -77,6 +80,9 @@ class Stack:
             "OUTBOUND_ALLOWED_HOSTS": ALLOWED_TEST_HOST,
             "CALLBACK_SIGNING_SECRET": self.callback_secret,
             "CALLBACK_RETRY_BACKOFF_SECONDS": "1",
+            # Test job kinds beside the examples; test_nobody is run by no worker.
+            "JOB_KINDS": TEST_JOB_KINDS,
+            "WORKER_ANNOUNCE_SECONDS": "1",
             **FAST_RECOVERY,
         }
 
@@ -86,6 +92,7 @@ class Stack:
             "SQLALCHEMY_DATABASE_URI": "",  # workers never touch the database
             "WORKER_API_SERVER": self.api_url,
             "WORKER_API_TOKEN": self.worker_token,
+            "WORKER_JOB_KINDS": WORKER_JOB_KINDS,
         }
 
     def start(self) -> None:
