@@ -142,31 +142,32 @@ def _consume_kind_queues(sender: str, instance: Any, **_: Any) -> None:
         instance.app.amqp.queues.select_add(queue)
 
 
-def announce(api: WorkerApi, name: str) -> None:
-    api.announce_kinds(name, sorted(INSTALLED))
+_announcer: dict[str, Any] = {}
 
 
 @worker_ready.connect
 def _start_announcing(sender: Any = None, **_: Any) -> None:
-    api = WorkerApi(settings.WORKER_API_SERVER, settings.WORKER_API_TOKEN, "")
+    api = WorkerApi(settings.WORKER_API_SERVER, settings.WORKER_API_TOKEN, "", timeout=10)
     name = getattr(sender, "hostname", None) or worker_id()
+    _announcer.update(api=api, name=name)
 
     def loop() -> None:
-        while True:
+        while not _announcer_stop.is_set():
             try:
-                announce(api, name)
+                api.announce_kinds(name, sorted(INSTALLED))
             except ApiError as exc:
                 log.warning("Could not announce job kinds: %s", exc)
-            if _announcer_stop.wait(settings.WORKER_ANNOUNCE_SECONDS):
-                break
-        try:  # leaving: say so, so runs of its kinds show why they wait at once
-            api.announce_kinds(name, [])
-        except ApiError:
-            pass
+            _announcer_stop.wait(settings.WORKER_ANNOUNCE_SECONDS)
 
     threading.Thread(target=loop, name="job-kind-announcer", daemon=True).start()
 
 
 @worker_shutdown.connect
 def _stop_announcing(**_: Any) -> None:
+    """Leaving: say so, so runs of its kinds show why they wait at once."""
     _announcer_stop.set()
+    if _announcer:
+        try:
+            _announcer["api"].announce_kinds(_announcer["name"], [], once=True)
+        except ApiError as exc:
+            log.warning("Could not withdraw job kinds: %s", exc)
