@@ -35,11 +35,25 @@ blp = Blueprint(
     description="Python job kinds installed on the service, and their runs.",
 )
 
+# OpenAPI links: what a client (or a stateful fuzzer) can call next with an answer's names.
 _RUN = {"kind": "$response.body#/job_kind", "run_id": "$response.body#/id"}
 RUN_LINKS = {
     name: {"operationId": name, "parameters": _RUN}
     for name in ("getJobRun", "cancelJobRun", "listJobRunLogs")
 }
+KIND_LINKS = {
+    name: {"operationId": name, "parameters": {"kind": "$response.body#/items/0/name"}}
+    for name in ("getJobKind", "listJobRuns", "createJobRun")
+}
+# The kind in a path: an installed kind's name (the examples ship csv_summary).
+KIND_PARAMETER = [
+    {
+        "in": "path",
+        "name": "kind",
+        "description": "A job kind's name (GET /job-kinds lists them)",
+        "example": "csv_summary",
+    }
+]
 
 
 def _announce_seconds() -> float:
@@ -68,14 +82,14 @@ def _shown(run: Any) -> Any:
 @blp.route("")
 class JobKinds(ClientView):
     @blp.response(200, JobKindListSchema)
-    @blp.doc(operationId="listJobKinds")
+    @blp.doc(operationId="listJobKinds", responses={200: {"links": KIND_LINKS}})
     def get(self) -> dict[str, Any]:
         """List the installed job kinds with their parameter schemas (JSON Schema)."""
         workers = queries.workers_by_kind(db.session, _announce_seconds())
         return {"items": [_describe(name, workers) for name in kinds.installed()]}
 
 
-@blp.route("/<kind>")
+@blp.route("/<kind>", parameters=KIND_PARAMETER)
 class JobKind(ClientView):
     @blp.response(200, JobKindSchema)
     @blp.doc(operationId="getJobKind")
@@ -84,7 +98,7 @@ class JobKind(ClientView):
         return _describe(kind, queries.workers_by_kind(db.session, _announce_seconds()))
 
 
-@blp.route("/<kind>/runs")
+@blp.route("/<kind>/runs", parameters=KIND_PARAMETER)
 class JobRuns(ClientView):
     @blp.arguments(RunStateQuerySchema, location="query")
     @blp.arguments(PageArgsSchema, location="query")
@@ -127,7 +141,7 @@ class JobRuns(ClientView):
         return _shown(queries.get_run(db.session, kind, run.id)), 201, {"Location": location}
 
 
-@blp.route("/<kind>/runs/<run_id>")
+@blp.route("/<kind>/runs/<run_id>", parameters=KIND_PARAMETER)
 class JobRun(ClientView):
     @blp.response(200, JobRunSchema)
     @blp.doc(operationId="getJobRun")

@@ -112,11 +112,20 @@ class Stack:
         self.timings["stack_start_seconds"] = time.monotonic() - started
 
     def add_worker(
-        self, wait: bool = True, concurrency: int = 2, api_url: str | None = None
+        self,
+        wait: bool = True,
+        concurrency: int = 2,
+        api_url: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> Service:
-        """Start a worker; ``api_url`` makes it reach the API another way (a slow proxy)."""
+        """Start a worker; ``api_url`` makes it reach the API another way (a slow proxy);
+        ``env`` overrides settings (WORKER_JOB_KINDS...)."""
         self._worker_count += 1
-        env = {**self.worker_env(), **({"WORKER_API_SERVER": api_url} if api_url else {})}
+        env = {
+            **self.worker_env(),
+            **({"WORKER_API_SERVER": api_url} if api_url else {}),
+            **(env or {}),
+        }
         worker = worker_service(self.log_dir, env, f"worker{self._worker_count}", concurrency)
         (self.root / f"jobs-{worker.name}").mkdir(exist_ok=True)
         worker.env["WORKER_JOBS_DIR"] = str(self.root / f"jobs-{worker.name}")

@@ -184,6 +184,13 @@ def test_a_kind_no_worker_runs_waits_visibly(stack: Stack, client: Client, job_r
     still = get(client, "test_nobody", run["id"])
     assert still["state"] == "READY" and still["attempt"] == 0, describe(still)
     assert "test_nobody" in still["waiting_reason"]
+    # A worker that has the kind comes up: it consumes the kind's queue and runs it.
+    worker = stack.add_worker(env={"WORKER_JOB_KINDS": "test_nobody"}, concurrency=1)
+    try:
+        done = wait(client, "test_nobody", run["id"], ("COMPLETED",), 30)
+        assert done["waiting_reason"] is None
+    finally:
+        worker.stop()
 
 
 @pytest.mark.timeout(90)
