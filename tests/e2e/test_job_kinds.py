@@ -75,7 +75,7 @@ def recorder_csv(rows: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(180)  # includes starting the stack when this file runs alone
 def test_example_kinds_run_on_a_worker(stack: Stack, client: Client, job_runs, tmp_path: Path):
     (tmp_path / "v.csv").write_text(recorder_csv(120))
     kinds = {k["name"]: k for k in client.get(KINDS).json()["items"]}
