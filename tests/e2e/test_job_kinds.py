@@ -149,6 +149,15 @@ def test_cancel_stops_a_job_that_never_checks(stack: Stack, client: Client, job_
 
 
 @pytest.mark.timeout(60)
+def test_a_timeout_stops_a_job(stack: Stack, client: Client, job_runs):
+    body = {"parameters": {"seconds": 600}, "timeout_seconds": 2}
+    run = create(client, "test_sleeper", body, job_runs)
+    ended = wait(client, "test_sleeper", run["id"], ("FAILED",), 30)
+    assert ended["error"]["type"] == "TIMEOUT", describe(ended)
+    assert ended["error"]["message"] == "Stopped after its timeout of 2 s"
+
+
+@pytest.mark.timeout(60)
 def test_job_error_is_the_message_and_an_exception_goes_to_the_log(
     stack: Stack, client: Client, job_runs
 ):
