@@ -13,6 +13,8 @@ RUN apt-get update \
 
 WORKDIR /srv/jobs
 COPY Pipfile Pipfile.lock ./
+# The example job kinds are a path dependency of the Pipfile (installed editable).
+COPY examples ./examples
 RUN pip install pipenv \
     && pipenv install --system --deploy \
     && pip uninstall -y pipenv

@@ -15,6 +15,7 @@ from app.config import Settings
 
 TASK_PIPELINE_RUN = "jobs.run_pipeline"
 TASK_DELIVER_CALLBACK = "jobs.deliver_callback"
+TASK_JOB_RUN = "jobs.run_job"
 
 
 def celery_settings(settings: Settings) -> dict[str, Any]:

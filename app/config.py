@@ -101,6 +101,10 @@ class Settings:
     PAGE_COOKIE_SECURE: bool = False
     PAGE_POLL_SECONDS: float = 1.0
     PAGE_PLOT_MAX_BYTES: int = 256 * 1024 * 1024
+    JOB_KINDS: str = ""
+    JOB_KIND_QUEUES: str = ""
+    WORKER_JOB_KINDS: str = ""
+    WORKER_ANNOUNCE_SECONDS: float = 10.0
 
     LOG_LEVEL: str = "INFO"
     HOST: str = "127.0.0.1"

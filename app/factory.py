@@ -15,6 +15,7 @@ from app.auth import decorators as auth
 from app.config import Settings
 from app.errors import register_error_handlers
 from app.extensions import api, db, migrate
+from app.jobs import kinds as job_kinds
 from app.page import session as page_session
 from app.runs import broker
 from app.storage import extension as storage
@@ -94,6 +95,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     storage.init_app(app, settings)
     broker.init_app(app, settings)
     page_session.init_app(app, settings)
+    job_kinds.init_app(app, settings)
     if settings.SQLALCHEMY_DATABASE_URI.startswith("sqlite"):
         with app.app_context():
             _serialize_sqlite_writes(db.engine)
@@ -139,6 +141,8 @@ def _serialize_sqlite_writes(engine: Any) -> None:
 def register_blueprints(app: Flask) -> None:
     from app.health.routes import blp as health_blp
     from app.home import blp as home_blp
+    from app.jobs.routes import blp as jobs_blp
+    from app.jobs.routes import worker_blp as job_worker_blp
     from app.pipelines.routes import blp as pipelines_blp
     from app.pipelines.routes import worker_blp as pipeline_worker_blp
     from app.runs.worker_routes import blp as run_worker_blp
@@ -149,8 +153,10 @@ def register_blueprints(app: Flask) -> None:
         health_blp,
         pipelines_blp,
         workflows_blp,
+        jobs_blp,
         run_worker_blp,
         pipeline_worker_blp,
+        job_worker_blp,
     )
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

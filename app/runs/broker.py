@@ -28,13 +28,15 @@ def init_app(app: Flask, settings: Settings) -> None:
     app.extensions["celery_client"] = client
 
 
-def send(task_name: str, args: list[Any]) -> bool:
-    """Publish one task message; return False (and log) if the broker cannot take it."""
+def send(task_name: str, args: list[Any], queue: str | None = None) -> bool:
+    """Publish one task message (to ``queue``, else the default queue); return False (and
+    log) if the broker cannot take it."""
     client: Celery = current_app.extensions["celery_client"]
     try:
         client.send_task(
             task_name,
             args=args,
+            **({"queue": queue} if queue else {}),
             retry=True,
             retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2},
         )
@@ -46,7 +48,7 @@ def send(task_name: str, args: list[Any]) -> bool:
 
 def publish(run: Run) -> bool:
     """Send ``run``'s task; on success stamp ``dispatched_at``. Return whether it was sent."""
-    if not send(run.task_name, [run.id]):
+    if not send(run.task_name, [run.id], run.task_queue()):
         return False
     mark_dispatched(run)
     return True

@@ -113,6 +113,10 @@ class Run(db.Model):
         """The API URL that downloads artifact ``name``; each kind has its own route."""
         raise NotImplementedError
 
+    def task_queue(self) -> str | None:
+        """The Celery queue of this run's task; None: the default queue (CELERY_TASK_QUEUE)."""
+        return None
+
     @property
     def error(self) -> dict[str, Any] | None:
         if self.error_type is None:

@@ -51,6 +51,8 @@ class ErrorType(str, enum.Enum):
     WORKER_LOST = "WORKER_LOST"  # the attempt's lease expired: the worker died or hung
     INFRASTRUCTURE_ERROR = "INFRASTRUCTURE_ERROR"  # storage or API unreachable from the worker
     NODE_FAILED = "NODE_FAILED"  # a run driven by children: one or more of them failed
+    JOB_ERROR = "JOB_ERROR"  # a Python job raised JobError: its message is the user's
+    JOB_EXCEPTION = "JOB_EXCEPTION"  # a Python job raised another exception (traceback in log)
 
 
 RETRYABLE_ERRORS = frozenset({ErrorType.WORKER_LOST, ErrorType.INFRASTRUCTURE_ERROR})

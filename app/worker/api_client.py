@@ -135,6 +135,19 @@ class WorkerApi:
         body = {"attempt": self.attempt, "names": names}
         self._call("POST", "unused-parameters", json=body)
 
+    def announce_kinds(self, worker: str, kinds: list[str], *, once: bool = False) -> None:
+        """Say which job kinds this worker runs (not tied to a run). ``once``: a single try,
+        for a worker shutting down, which must not wait for an API that is down."""
+        path, body = "/api/v1.0/worker/job-kinds", {"worker_id": worker, "kinds": kinds}
+        if not once:
+            self._call("PUT", path, json=body)
+            return
+        headers = {"Authorization": f"Bearer {self._token}"}
+        try:
+            requests.put(self._url(path), json=body, headers=headers, timeout=2)
+        except requests.RequestException as exc:
+            raise ApiError(f"PUT {path}: {type(exc).__name__}") from exc
+
     def download(self, path: str) -> Iterator[bytes]:
         """Stream a file the API serves (a pipeline file), in 1 MB chunks."""
         response = self._call("GET", path, stream=True)

@@ -60,6 +60,8 @@ class ConsoleReader(threading.Thread):
         self.clock: datetime | None = None
         self.start_time: datetime | None = None
         self.stop_time: datetime | None = None
+        # A Python job's own status line (a "status" marker), which wins over the clock.
+        self.status: tuple[float | None, str | None] | None = None
 
     def run(self) -> None:
         rest = ""
@@ -76,6 +78,8 @@ class ConsoleReader(threading.Thread):
         with self.lock:
             if found is not None:
                 self.outcome.markers.append(found)
+                if found.get("event") == "status":
+                    self.status = (found.get("percent"), found.get("text"))
                 if found.get("event") == "loaded":
                     self.start_time = console.parse_clock(found.get("starttime", ""))
                     self.stop_time = console.parse_clock(found.get("stoptime", ""))
@@ -97,6 +101,8 @@ class ConsoleReader(threading.Thread):
 
     def progress(self) -> tuple[float | None, str | None]:
         with self.lock:
+            if self.status is not None:
+                return self.status
             if self.clock is None or self.start_time is None or self.stop_time is None:
                 return None, None
             percent = console.percent_done(self.start_time, self.stop_time, self.clock)
@@ -175,7 +181,7 @@ class Supervisor:
             self._send_logs(reader)
             self._next_flush = now + self.settings.WORKER_LOG_FLUSH_SECONDS
         progress = reader.progress()
-        if progress != self._last_progress and progress[0] is not None:
+        if progress != self._last_progress and progress != (None, None):
             self.lease.report_progress(*progress)
             self._last_progress = progress
 

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import sys
-import threading
-import uuid
 from typing import Any
 
 import requests
@@ -16,7 +12,8 @@ from app.celery_config import TASK_DELIVER_CALLBACK, TASK_PIPELINE_RUN
 from app.outbound import OutboundRefused, guarded_session, policy_for
 from app.runs.states import ErrorType
 from app.worker import jobdir
-from app.worker.api_client import ApiError, NotClaimable, StaleAttempt, WorkerApi
+from app.worker.api_client import StaleAttempt, WorkerApi
+from app.worker.attempt import run_attempt, upload_outputs
 from app.worker.celery_app import celery_app, settings
 from app.worker.lease import LeaseKeeper
 from app.worker.outcome import classify
@@ -25,39 +22,10 @@ from app.worker.supervisor import Supervisor
 log = logging.getLogger(__name__)
 
 
-def worker_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}"
-
-
 @celery_app.task(name=TASK_PIPELINE_RUN)
 def run_pipeline(run_id: str) -> None:
-    """Claim the run, execute it, and report how it ended.
-
-    The lease is renewed from the claim to the final report (LeaseKeeper), so downloads
-    and uploads of any length are covered, not only the simulation.
-    """
-    api = WorkerApi(settings.WORKER_API_SERVER, settings.WORKER_API_TOKEN, run_id)
-    try:
-        # One token for this delivery: the HTTP client's retry of a claim whose answer was
-        # lost gets the same attempt back.
-        claim = api.claim(worker_id(), uuid.uuid4().hex)
-    except NotClaimable as exc:
-        log.info("Run %s not claimable (%s): nothing to do", run_id, exc)
-        return
-    log.info("Run %s attempt %s claimed", run_id, claim["attempt"])
-    job = jobdir.create(settings, run_id, claim["attempt"])
-    try:
-        with LeaseKeeper(api, settings.WORKER_HEARTBEAT_SECONDS) as lease:
-            state, error = execute(api, lease, job, claim)
-            api.finish(state, error)
-        log.info("Run %s attempt %s ended %s", run_id, claim["attempt"], state)
-    except StaleAttempt as exc:
-        log.warning("Run %s attempt %s superseded: %s", run_id, claim["attempt"], exc)
-    except Exception as exc:  # noqa: BLE001 - the task boundary: report, then log
-        log.exception("Run %s attempt %s failed in the worker", run_id, claim["attempt"])
-        _report_failure(api, exc)
-    finally:
-        job.remove()
+    """Execute a pipeline run: one attempt of a GridLAB-D simulation (app/worker/attempt)."""
+    run_attempt(settings, run_id, execute)
 
 
 def execute(
@@ -78,10 +46,7 @@ def execute(
     unused = outcome.event("unused_parameters")
     if unused:
         api.unused_parameters(unused["names"])
-    partial = outcome.stopped_for is not None
-    for name in job.outputs(before):
-        with open(job.root / name, "rb") as stream:
-            api.upload_artifact(name, stream, partial)
+    upload_outputs(api, job, job.outputs(before), partial=outcome.stopped_for is not None)
     state, error = classify(outcome, claim["timeout_seconds"])
     if state == "COMPLETED":
         api.progress(100.0, "simulation finished")
@@ -98,15 +63,6 @@ def simulation_command(job: jobdir.JobDir, spec: dict[str, Any]) -> list[str]:
     if not settings.WORKER_SANDBOX:
         command.append("--no-sandbox")
     return command
-
-
-def _report_failure(api: WorkerApi, exc: Exception) -> None:
-    kind = ErrorType.INFRASTRUCTURE_ERROR
-    message = f"Worker error: {type(exc).__name__}: {exc}"[:2000]
-    try:
-        api.finish("FAILED", {"type": kind.value, "message": message, "details": {}})
-    except ApiError as report_error:  # the lease will expire and the sweeper recovers
-        log.error("Run %s: could not report failure: %s", api.run_id, report_error)
 
 
 @celery_app.task(

@@ -17,9 +17,12 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.jobs import kinds as job_kinds
+from app.jobs import services as job_services
 from app.pipelines import services as pipeline_services
 from app.pipelines.models import Pipeline
 from app.runs import children
@@ -193,10 +196,17 @@ def _skip(
 def _start_instance(
     session: Session, run: WorkflowRun, node: dag.Node, row: WorkflowNodeRun
 ) -> None:
-    pipeline = session.get(Pipeline, node["pipeline_id"])
-    if pipeline is None:
-        _fail_to_start(session, run, row, f"pipeline {node['pipeline_id']} no longer exists")
-        return
+    """Create the node instance's run: a pipeline run, or a run of a Python job kind."""
+    if "job_kind" in node:
+        loaded = job_kinds.installed().get(node["job_kind"])
+        if loaded is None:
+            _fail_to_start(session, run, row, f"job kind {node['job_kind']} is not installed")
+            return
+    else:
+        pipeline = session.get(Pipeline, node["pipeline_id"])
+        if pipeline is None:
+            _fail_to_start(session, run, row, f"pipeline {node['pipeline_id']} no longer exists")
+            return
     artifact_inputs, missing = _artifact_inputs(session, run, node)
     if missing and node.get("trigger", dag.ALL_SUCCESS) == dag.ALL_SUCCESS:
         _fail_to_start(session, run, row, f"missing upstream artifacts: {', '.join(missing)}")
@@ -207,9 +217,20 @@ def _start_instance(
         **row.sweep_values,
     }
     data = {"inputs": run.node_inputs.get(node["name"], []), "parameters": parameters}
-    child = pipeline_services.create_run(
-        session, pipeline, data, parent_run_id=run.id, artifact_inputs=artifact_inputs
-    )
+    if "job_kind" in node:
+        child = job_services.create_run(
+            session,
+            loaded.kind,
+            job_kinds.queue_of(loaded.name),
+            data,
+            current_app.config["SETTINGS"],
+            parent_run_id=run.id,
+            artifact_inputs=artifact_inputs,
+        )
+    else:
+        child = pipeline_services.create_run(
+            session, pipeline, data, parent_run_id=run.id, artifact_inputs=artifact_inputs
+        )
     row.status, row.pipeline_run_id, row.decided_at = NodeStatus.STARTED, child.id, utcnow()
     session.flush()
     note = f" (no {', '.join(missing)})" if missing else ""

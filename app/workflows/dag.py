@@ -83,13 +83,15 @@ def find_cycle(nodes: list[Node]) -> list[str] | None:
     return None
 
 
-def problems(nodes: list[Node], known_pipelines: set[str]) -> dict[str, Any]:
+def problems(
+    nodes: list[Node], known_pipelines: set[str], known_kinds: set[str] = frozenset()
+) -> dict[str, Any]:
     """Field errors of a workflow's nodes: ``{"nodes": {"<index>": {...}, "_graph": [...]}}``."""
     errors: dict[str, Any] = {}
     names = {node["name"] for node in nodes}
     seen: set[str] = set()
     for index, node in enumerate(nodes):
-        found = _node_problems(node, names, known_pipelines)
+        found = _node_problems(node, names, known_pipelines, known_kinds)
         if node["name"] in seen:
             found.setdefault("name", []).append(f"Duplicate node name {node['name']!r}")
         seen.add(node["name"])
@@ -102,9 +104,15 @@ def problems(nodes: list[Node], known_pipelines: set[str]) -> dict[str, Any]:
     return {"nodes": errors} if errors else {}
 
 
-def _node_problems(node: Node, names: set[str], known_pipelines: set[str]) -> dict[str, list]:
+def _node_problems(
+    node: Node, names: set[str], known_pipelines: set[str], known_kinds: set[str]
+) -> dict[str, list]:
     name, found = node["name"], {}
-    if node["pipeline_id"] not in known_pipelines:
+    if "job_kind" in node:
+        if node["job_kind"] not in known_kinds:
+            have = ", ".join(sorted(known_kinds)) or "none"
+            found["job_kind"] = [f"Node {name!r}: no job kind {node['job_kind']!r} ({have})"]
+    elif node["pipeline_id"] not in known_pipelines:
         found["pipeline_id"] = [f"Node {name!r}: no pipeline {node['pipeline_id']}"]
     for position, item in enumerate(node.get("inputs", [])):
         source = item["from"]["node"]

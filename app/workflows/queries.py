@@ -106,7 +106,8 @@ def node_view(session: Session, run: WorkflowRun) -> list[dict[str, Any]]:
         view.append(
             {
                 "name": node["name"],
-                "pipeline_id": node["pipeline_id"],
+                "pipeline_id": node.get("pipeline_id"),
+                "job_kind": node.get("job_kind"),
                 "trigger": node.get("trigger", dag.ALL_SUCCESS),
                 "upstream": dag.upstream(node),
                 "state": _node_state([item["state"] for item in items]),

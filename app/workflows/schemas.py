@@ -14,6 +14,7 @@ from marshmallow import (
 )
 
 from app.fields import FullMatch, StrictBoolean
+from app.jobkit.kind import KIND_NAME_PATTERN
 from app.pipelines.schemas import (
     PARAMETER_NAME,
     PARAMETER_NAME_PATTERN,
@@ -27,6 +28,7 @@ from app.pipelines.schemas import (
 from app.runs.schemas import CallbackUrl, ProgressSchema, RunErrorSchema, RunFieldsSchema
 from app.workflows import dag
 
+TARGETS = ("pipeline_id", "job_kind")  # what a node runs: exactly one of them
 NODE_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$"
 NODE_NAME = FullMatch(
     NODE_NAME_PATTERN,
@@ -71,7 +73,16 @@ class SweepValues(fields.List):
 
 class NodeSchema(Schema):
     name = fields.String(required=True, validate=NODE_NAME)
-    pipeline_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
+    pipeline_id = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=36),
+        metadata={"description": "The pipeline the node runs (or give job_kind)"},
+    )
+    job_kind = fields.String(
+        load_default=None,
+        validate=FullMatch(KIND_NAME_PATTERN),
+        metadata={"description": "The Python job kind the node runs (or give pipeline_id)"},
+    )
     parameters = Parameters(load_default=dict)
     inputs = fields.List(
         fields.Nested(NodeInputSchema), load_default=list, validate=validate.Length(max=100)
@@ -95,6 +106,17 @@ class NodeSchema(Schema):
             "description": "Parameter name -> values: the node runs once per combination",
         },
     )
+
+    @validates_schema
+    def _one_target(self, data: dict[str, Any], **_: object) -> None:
+        if (data.get("pipeline_id") is None) == (data.get("job_kind") is None):
+            raise ValidationError(
+                "Give exactly one of pipeline_id and job_kind", field_name="pipeline_id"
+            )
+
+    @post_load
+    def _drop_absent_target(self, data: dict[str, Any], **_: object) -> dict[str, Any]:
+        return {k: v for k, v in data.items() if k not in TARGETS or v is not None}
 
     @validates_schema
     def _bounded_sweep(self, data: dict[str, Any], **_: object) -> None:
@@ -160,7 +182,8 @@ class NodeInstanceSchema(Schema):
 
 class NodeStateSchema(Schema):
     name = fields.String()
-    pipeline_id = fields.String()
+    pipeline_id = fields.String(allow_none=True)
+    job_kind = fields.String(allow_none=True)
     trigger = fields.String()
     upstream = fields.List(fields.String())
     state = fields.String()

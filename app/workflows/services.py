@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.errors import Conflict, ErrorCode, ValidationFailed
+from app.jobs import kinds as job_kinds
 from app.pipelines.models import Pipeline
 from app.pipelines.services import pipeline_deleting
 from app.runs.services import delete_runs, record_creation
@@ -26,12 +27,30 @@ from app.workflows.models import (
 
 
 def _validate(session: Session, nodes: list[dict[str, Any]]) -> None:
-    ids = {node["pipeline_id"] for node in nodes}
+    ids = {node["pipeline_id"] for node in nodes if "pipeline_id" in node}
     known = set(session.scalars(select(Pipeline.id).where(Pipeline.id.in_(ids))))
-    errors = dag.problems(nodes, known)
+    installed = job_kinds.installed()
+    errors = dag.problems(nodes, known, set(installed))
+    if not errors:
+        errors = _job_parameter_problems(nodes, installed)
     if errors:
         first = _first_message(errors)
         raise ValidationFailed(f"Invalid workflow: {first}", errors)
+
+
+def _job_parameter_problems(nodes: list[dict[str, Any]], installed: dict) -> dict[str, Any]:
+    """A job node's parameters (and each sweep value) checked by its kind's schema."""
+    errors: dict[str, Any] = {}
+    for index, node in enumerate(nodes):
+        if "job_kind" not in node:
+            continue
+        schema = installed[node["job_kind"]].kind.Parameters()
+        for values in dag.sweep_instances(node):
+            found = schema.validate({**node.get("parameters", {}), **values})
+            if found:
+                errors[str(index)] = {"parameters": found}
+                break
+    return {"nodes": errors} if errors else {}
 
 
 def _first_message(errors: dict[str, Any]) -> str:
@@ -61,7 +80,7 @@ def update_workflow(session: Session, workflow: Workflow, data: dict[str, Any]) 
 
 
 def _record_uses(workflow: Workflow) -> None:
-    ids = sorted({node["pipeline_id"] for node in workflow.nodes})
+    ids = sorted({node["pipeline_id"] for node in workflow.nodes if "pipeline_id" in node})
     workflow.uses = [WorkflowPipeline(pipeline_id=pipeline_id) for pipeline_id in ids]
 
 

@@ -30,6 +30,7 @@ STATEFUL_ACCEPTANCE = (
     "POST /api/v1.0/workflows",
     "PUT /api/v1.0/workflows/{workflow_id}",
     "POST /api/v1.0/workflows/{workflow_id}/runs",
+    "POST /api/v1.0/job-kinds/{kind}/runs",
 )
 MAX_EXAMPLES = 8
 
@@ -90,8 +91,10 @@ def load_schema(app: Flask, client_key: str, worker_key: str) -> Any:
                     # files (its model must be one), the deployment's outbound allow-lists
                     # (URLs resolving to internal addresses, s3 buckets not listed), and the
                     # workflow's own graph (pipelines that exist, unique node names, edges to
-                    # nodes it has). tests/workflows and tests/api cover each 422 and that
-                    # valid ones are accepted; every other check still applies here.
+                    # nodes it has), and a job kind's own parameter schema (a free JSON
+                    # object in the spec). tests/workflows, tests/jobs and tests/api cover
+                    # each 422 and that valid ones are accepted; every other check still
+                    # applies here.
                     "include-name": list(STATEFUL_ACCEPTANCE),
                     "checks": {
                         "positive_data_acceptance": {
@@ -189,12 +192,14 @@ def test_the_server_does_what_its_spec_says(
 
     assert not failures, f"{len(failures)} failures:\n\n" + "\n\n".join(failures)
     # It got through: with valid keys and the links, every operation answered a success at
-    # least once (the two downloads need a stored artifact or file under a guessed name).
+    # least once (the downloads need a stored artifact or file under a guessed name).
     never_succeeded = {
         label for label, seen in statuses.items() if not any(200 <= s < 400 for s in seen)
     }
     assert never_succeeded <= {
         "GET /api/v1.0/pipelines/{pipeline_id}/runs/{run_id}/artifacts/{name}",
         "GET /api/v1.0/worker/runs/{run_id}/files/{name}",
+        "GET /api/v1.0/job-kinds/{kind}/runs/{run_id}/artifacts/{name}",
+        "GET /api/v1.0/worker/runs/{run_id}/inputs/{name}",
     }, dict(statuses)
     assert set(statuses) == {operation.label for operation in _operations(schema)}

@@ -29,6 +29,8 @@ OPERATIONS = {
     "listWorkflows", "createWorkflow", "getWorkflow", "replaceWorkflow", "deleteWorkflow",
     "listWorkflowRuns", "createWorkflowRun", "getWorkflowRun", "cancelWorkflowRun",
     "retryWorkflowRun", "listWorkflowRunLogs", "downloadWorkflowRunArtifact",
+    "listJobKinds", "getJobKind", "listJobRuns", "createJobRun", "getJobRun", "cancelJobRun",
+    "listJobRunLogs", "downloadJobRunArtifact", "announceJobKinds", "getJobRunInput",
 }  # fmt: skip
 PUBLIC = {"getHome", "getLiveness", "getReadiness"}
 
@@ -205,10 +207,10 @@ def prefilled_body(spec: dict[str, Any], operation: dict[str, Any]) -> Any:
 def test_prefilled_bodies_are_accepted(spec, client, client_headers, worker_headers, run):
     """Try it out, Execute: each JSON body the UI offers is valid as it stands."""
     ops = operations(spec)
-    ids = {"pipeline_id": run["pipeline_id"], "run_id": run["id"]}
+    ids = {"pipeline_id": run["pipeline_id"], "run_id": run["id"], "kind": "csv_summary"}
     order = ["createPipeline", "replacePipeline", "createPipelineRun", "claimRun",
              "renewRunLease", "reportRunProgress", "appendRunLogs", "reportUnusedParameters",
-             "finishRunAttempt"]  # fmt: skip
+             "finishRunAttempt", "announceJobKinds", "createJobRun"]  # fmt: skip
     with_body = {
         n for n, (_, _, op) in ops.items() if "application/json" in str(op.get("requestBody"))
     }

@@ -27,6 +27,9 @@ from tests.e2e.harness import (
     worker_service,
 )
 
+TEST_JOB_KINDS = "tests.jobkinds:Sleeper,tests.jobkinds:failer,tests.jobkinds:nobody"
+WORKER_JOB_KINDS = "csv_summary,voltage_report,test_sleeper,test_failer"
+
 
 class Stack:
     def __init__(self, root: Path):
@@ -77,6 +80,9 @@ class Stack:
             "OUTBOUND_ALLOWED_HOSTS": ALLOWED_TEST_HOST,
             "CALLBACK_SIGNING_SECRET": self.callback_secret,
             "CALLBACK_RETRY_BACKOFF_SECONDS": "1",
+            # Test job kinds beside the examples; test_nobody is run by no worker.
+            "JOB_KINDS": TEST_JOB_KINDS,
+            "WORKER_ANNOUNCE_SECONDS": "1",
             **FAST_RECOVERY,
         }
 
@@ -86,6 +92,7 @@ class Stack:
             "SQLALCHEMY_DATABASE_URI": "",  # workers never touch the database
             "WORKER_API_SERVER": self.api_url,
             "WORKER_API_TOKEN": self.worker_token,
+            "WORKER_JOB_KINDS": WORKER_JOB_KINDS,
         }
 
     def start(self) -> None:
@@ -105,11 +112,20 @@ class Stack:
         self.timings["stack_start_seconds"] = time.monotonic() - started
 
     def add_worker(
-        self, wait: bool = True, concurrency: int = 2, api_url: str | None = None
+        self,
+        wait: bool = True,
+        concurrency: int = 2,
+        api_url: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> Service:
-        """Start a worker; ``api_url`` makes it reach the API another way (a slow proxy)."""
+        """Start a worker; ``api_url`` makes it reach the API another way (a slow proxy);
+        ``env`` overrides settings (WORKER_JOB_KINDS...)."""
         self._worker_count += 1
-        env = {**self.worker_env(), **({"WORKER_API_SERVER": api_url} if api_url else {})}
+        env = {
+            **self.worker_env(),
+            **({"WORKER_API_SERVER": api_url} if api_url else {}),
+            **(env or {}),
+        }
         worker = worker_service(self.log_dir, env, f"worker{self._worker_count}", concurrency)
         (self.root / f"jobs-{worker.name}").mkdir(exist_ok=True)
         worker.env["WORKER_JOBS_DIR"] = str(self.root / f"jobs-{worker.name}")

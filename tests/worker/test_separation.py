@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_worker_imports_neither_flask_nor_sqlalchemy():
     probe = (
-        "import sys, app.worker.tasks, app.worker.gridlabd_driver; "
+        "import sys, app.worker.tasks, app.worker.gridlabd_driver, app.worker.job_tasks, "
+        "app.worker.job_driver, gridlabd_job_examples.voltage_report; "
         "print(sorted(m for m in ('flask', 'sqlalchemy', 'flask_smorest') if m in sys.modules))"
     )
     result = subprocess.run(

@@ -1,0 +1,1 @@
+"""Python job kinds: the kinds installed here, and their runs (see app/jobkit)."""
