@@ -191,3 +191,9 @@ def worker_input(run_id: str, name: str) -> Any:
         store().open(queries.get_input_key(db.session, run_id, name)),
         mimetype="application/octet-stream",
     )
+
+
+# The page to follow runs shows job runs too (app/page names no domain; each registers).
+from app.jobs.page import register_page  # noqa: E402
+
+register_page()

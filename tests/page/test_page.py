@@ -152,6 +152,26 @@ def test_run_page_and_live_json(signed_in, run):
     assert signed_in.get(f"/page/runs/{run['id']}/logs.json?after=-1").status_code == 422
 
 
+def test_a_job_run_page_shows_its_kind_parameters_and_why_it_waits(
+    signed_in, client_headers, worker_headers
+):
+    body = {"parameters": {"nominal_voltage": 2401.7771}}
+    run = signed_in.post(
+        "/api/v1.0/job-kinds/voltage_report/runs", json=body, headers=client_headers
+    ).get_json()
+    html = signed_in.get(f"/page/runs/{run['id']}").get_data(as_text=True)
+    assert "Run of job kind voltage_report" in html and "2401.7771" in html
+    assert 'id="plot-section"' in html and 'id="log"' in html
+    live = signed_in.get(f"/page/runs/{run['id']}/live.json").get_json()
+    assert "No worker runs job kind 'voltage_report'" in live["waiting_reason"]
+    listed = signed_in.get("/page/runs.json?kind=job").get_json()
+    assert [item["id"] for item in listed["items"]] == [run["id"]], listed
+    announce = {"worker_id": "w1", "kinds": ["voltage_report"]}
+    signed_in.put("/api/v1.0/worker/job-kinds", json=announce, headers=worker_headers)
+    live = signed_in.get(f"/page/runs/{run['id']}/live.json").get_json()
+    assert live["waiting_reason"] is None
+
+
 def test_cancel_needs_the_csrf_token(signed_in, run):
     path = f"/page/runs/{run['id']}/cancel"
     refused = signed_in.post(path)

@@ -130,6 +130,8 @@
       }
       if (plot) plot.artifacts(d.artifacts);
       if (dag && d.nodes) dag(d.nodes);
+      var waiting = document.getElementById('waiting-reason');
+      if (waiting) { waiting.hidden = !d.waiting_reason; waiting.textContent = d.waiting_reason || ''; }
       if (logs) logs(d);
       root.dataset.state = d.state;
     }
