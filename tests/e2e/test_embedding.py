@@ -16,11 +16,13 @@ from tests.conftest import create_postgres_database, drop_postgres_database
 from tests.e2e.conftest import IEEE13
 from tests.e2e.harness import (
     PYTHON,
+    TERMINAL,
     Client,
     Service,
     create_key,
     free_port,
     http_ready,
+    wait_until,
     worker_service,
 )
 from tests.e2e.host_app import PREFIX
@@ -121,6 +123,33 @@ def test_a_host_app_runs_a_simulation_through_the_embedded_service(hosted, e2e_s
     assert redirect.status_code == 302, redirect.text
     csv = requests.get(redirect.headers["Location"], timeout=30)
     assert csv.status_code == 200 and b"node_name,voltA" in csv.content[:4000]
+
+    # A Python job through the host: a workflow hands the simulation's CSV to csv_summary.
+    nodes = [
+        {"name": "sim", "pipeline_id": pipeline["id"]},
+        {
+            "name": "summary",
+            "job_kind": "csv_summary",
+            "inputs": [
+                {"name": "v.csv", "from": {"node": "sim", "artifact": "IEEE_13_NR_voltage.csv"}}
+            ],
+        },
+    ]
+    workflow = client.post("/api/v1.0/workflows", json={"name": "w", "nodes": nodes}).json()
+    started = client.post(f"/api/v1.0/workflows/{workflow['id']}/runs", json={})
+    assert started.status_code == 201, started.text
+    path = f"/api/v1.0/workflows/{workflow['id']}/runs/{started.json()['id']}"
+    ended = wait_until(
+        lambda: (body := client.get(path).json())["state"] in TERMINAL and body,
+        90,
+        "the embedded workflow run to end",
+    )
+    assert ended["state"] == "COMPLETED", ended
+    summary_id = next(n for n in ended["nodes"] if n["name"] == "summary")["run_ids"][0]
+    job_run = client.get(f"/api/v1.0/job-kinds/csv_summary/runs/{summary_id}").json()
+    summary = next(a for a in job_run["artifacts"] if a["name"] == "summary.json")
+    stats = requests.get(client.download(summary).headers["Location"], timeout=30).json()
+    assert "voltA_mag" in stats["columns"], stats
 
     # One database, two migration histories: the host's table beside the service's.
     engine = create_engine(hosted.database_uri)
