@@ -95,6 +95,11 @@ class Settings:
     WORKER_SANDBOX: bool = True
     WORKER_CONCURRENCY: int = 2
 
+    CELERY_FLOW_QUEUE: str = "flows"
+    FLOWS_DATA_ROOT: str = ""
+    FLOWS_SECRET_KEY: str = ""
+    FLOWS_INGEST_BATCH_ROWS: int = 50000
+
     LOG_LEVEL: str = "INFO"
     HOST: str = "127.0.0.1"
     PORT: int = 5000
@@ -123,6 +128,7 @@ class Settings:
             CELERY_BROKER_URL=self.CELERY_BROKER_URL or "filesystem://",
             ARTIFACTS_DIR=self.ARTIFACTS_DIR or str(instance / "artifacts"),
             WORKER_JOBS_DIR=self.WORKER_JOBS_DIR or str(instance / "jobs"),
+            FLOWS_DATA_ROOT=self.FLOWS_DATA_ROOT or str(instance / "data"),
         )
 
     @property

@@ -125,6 +125,7 @@ def _serialize_sqlite_writes(engine: Any) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from app.flows.routes import blp as flows_blp
     from app.health.routes import blp as health_blp
     from app.home import blp as home_blp
     from app.pipelines.routes import blp as pipelines_blp
@@ -137,6 +138,7 @@ def register_blueprints(app: Flask) -> None:
         health_blp,
         pipelines_blp,
         workflows_blp,
+        flows_blp,
         run_worker_blp,
         pipeline_worker_blp,
     )

@@ -29,6 +29,15 @@ from app.storage.extension import store
 FindRun = Callable[..., Run]
 
 
+def cancel_run(find_run: FindRun, **url_args: str) -> Run:
+    """Cancel the run ``find_run`` finds (READY ends at once, RUNNING goes CANCELLING)."""
+    run = find_run(**url_args)
+    request_cancel(db.session, lock_run(db.session, run.id))
+    db.session.commit()
+    dispatch.follow_up(db.session, run.id)  # stop its children, start what follows
+    return find_run(**url_args)
+
+
 def add_run_routes(
     blp: Blueprint,
     run_url: str,
@@ -55,11 +64,7 @@ def add_run_routes(
         @blp.doc(operationId=f"cancel{kind}", parameters=["IdempotencyKey"])
         def post(self, **url_args: str) -> Any:
             """Cancel: READY ends at once; RUNNING goes CANCELLING until the work stops."""
-            run = find_run(**url_args)
-            request_cancel(db.session, lock_run(db.session, run.id))
-            db.session.commit()
-            dispatch.follow_up(db.session, run.id)  # stop its children, start what follows
-            return find_run(**url_args)
+            return cancel_run(find_run, **url_args)
 
     @blp.route(f"{run_url}/logs")
     class RunLogs(RunView):

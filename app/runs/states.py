@@ -51,6 +51,10 @@ class ErrorType(str, enum.Enum):
     WORKER_LOST = "WORKER_LOST"  # the attempt's lease expired: the worker died or hung
     INFRASTRUCTURE_ERROR = "INFRASTRUCTURE_ERROR"  # storage or API unreachable from the worker
     NODE_FAILED = "NODE_FAILED"  # a run driven by children: one or more of them failed
+    SOURCE_ERROR = "SOURCE_ERROR"  # a flow could not read a source (connection, table)
+    SQL_ERROR = "SQL_ERROR"  # a flow's transform failed in the engine (details: transform, line)
+    CHECK_FAILED = "CHECK_FAILED"  # a flow's data check found offending rows
+    PUBLISH_ERROR = "PUBLISH_ERROR"  # a flow's results could not be written to its target
 
 
 RETRYABLE_ERRORS = frozenset({ErrorType.WORKER_LOST, ErrorType.INFRASTRUCTURE_ERROR})

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,8 @@ class ConsoleReader(threading.Thread):
         self.clock: datetime | None = None
         self.start_time: datetime | None = None
         self.stop_time: datetime | None = None
+        # Progress a process reports itself (a "progress" marker), rather than a clock.
+        self.reported: tuple[float | None, str | None] | None = None
 
     def run(self) -> None:
         rest = ""
@@ -76,6 +79,8 @@ class ConsoleReader(threading.Thread):
         with self.lock:
             if found is not None:
                 self.outcome.markers.append(found)
+                if found.get("event") == "progress":
+                    self.reported = (found.get("percent"), found.get("message"))
                 if found.get("event") == "loaded":
                     self.start_time = console.parse_clock(found.get("starttime", ""))
                     self.stop_time = console.parse_clock(found.get("stoptime", ""))
@@ -97,6 +102,8 @@ class ConsoleReader(threading.Thread):
 
     def progress(self) -> tuple[float | None, str | None]:
         with self.lock:
+            if self.reported is not None:
+                return self.reported
             if self.clock is None or self.start_time is None or self.stop_time is None:
                 return None, None
             percent = console.percent_done(self.start_time, self.stop_time, self.clock)
@@ -113,8 +120,10 @@ class Supervisor:
         settings: Settings,
         next_log_seq: int,
         timeout: float,
+        on_tick: Callable[[Outcome], None] | None = None,
     ):
         self.api, self.lease, self.settings, self.timeout = api, lease, settings, timeout
+        self.on_tick = on_tick  # called with each report: a job's own reports (flow steps)
         self.next_seq = next_log_seq
         self.outcome = Outcome()
         self._unsent: list[str] = []
@@ -174,6 +183,8 @@ class Supervisor:
         if now >= self._next_flush:
             self._send_logs(reader)
             self._next_flush = now + self.settings.WORKER_LOG_FLUSH_SECONDS
+        if self.on_tick is not None:
+            self.on_tick(self.outcome)
         progress = reader.progress()
         if progress != self._last_progress and progress[0] is not None:
             self.lease.report_progress(*progress)

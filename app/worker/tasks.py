@@ -8,6 +8,7 @@ import socket
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -29,12 +30,20 @@ def worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}"
 
 
+Execute = Callable[[WorkerApi, LeaseKeeper, jobdir.JobDir, dict[str, Any]], tuple[str, Any]]
+
+
 @celery_app.task(name=TASK_PIPELINE_RUN)
 def run_pipeline(run_id: str) -> None:
-    """Claim the run, execute it, and report how it ended.
+    """Claim the pipeline run, simulate, and report how it ended."""
+    run_claimed(run_id, execute)
 
-    The lease is renewed from the claim to the final report (LeaseKeeper), so downloads
-    and uploads of any length are covered, not only the simulation.
+
+def run_claimed(run_id: str, execute_attempt: Execute) -> None:
+    """Claim the run, execute it with ``execute_attempt``, and report how it ended.
+
+    Shared by every kind of run a worker executes. The lease is renewed from the claim to
+    the final report (LeaseKeeper), so downloads and uploads of any length are covered.
     """
     api = WorkerApi(settings.WORKER_API_SERVER, settings.WORKER_API_TOKEN, run_id)
     try:
@@ -48,7 +57,7 @@ def run_pipeline(run_id: str) -> None:
     job = jobdir.create(settings, run_id, claim["attempt"])
     try:
         with LeaseKeeper(api, settings.WORKER_HEARTBEAT_SECONDS) as lease:
-            state, error = execute(api, lease, job, claim)
+            state, error = execute_attempt(api, lease, job, claim)
             api.finish(state, error)
         log.info("Run %s attempt %s ended %s", run_id, claim["attempt"], state)
     except StaleAttempt as exc:
