@@ -183,6 +183,7 @@ class FlowEngine:
                 }
         finally:
             self._write_manifest()
+            emit({"event": "steps", "steps": self.steps})
             emit({"event": "result", **self.result})
 
     def _stopped(self) -> None:
