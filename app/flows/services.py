@@ -247,7 +247,12 @@ def create_flow_input(session: Session, data: dict[str, Any], settings: Settings
 
 
 def create_run(session: Session, data: dict[str, Any]) -> FlowRun:
-    flow_input = queries.get_flow_input(session, data["flow_input_id"])
+    flow_input = session.get(FlowInput, data["flow_input_id"])
+    if flow_input is None:
+        raise ValidationFailed(
+            "Unknown flow input",
+            {"json": {"flow_input_id": [f"No flow input {data['flow_input_id']}"]}},
+        )
     run = FlowRun(
         flow_input_id=flow_input.id,
         callback_url=data.get("callback_url"),

@@ -150,3 +150,28 @@ class EngineRun:
     @property
     def steps(self) -> list[dict[str, Any]]:
         return [m for m in self.markers if m["event"] == "steps"][-1]["steps"]
+
+
+# --- the API with settings for flows ------------------------------------------------------
+
+
+@pytest.fixture
+def app(_migrated: str, tmp_path: Path, files_root: Path) -> Iterator[Any]:
+    """The API app, allowed to reach the local database servers, data root ``files_root``."""
+    from app import create_app
+    from app.extensions import db
+    from tests.conftest import _empty_tables, make_settings
+
+    settings = make_settings(
+        tmp_path / "instance",
+        _migrated,
+        OUTBOUND_ALLOWED_HOSTS="127.0.0.1",
+        FLOWS_DATA_ROOT=str(files_root),
+    )
+    app = create_app(settings)
+    app.testing = True
+    with app.app_context():
+        _empty_tables()
+        yield app
+        db.session.remove()
+        db.engine.dispose()
