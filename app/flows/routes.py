@@ -36,10 +36,7 @@ blp = Blueprint(
     description="Flows: data stores, flow inputs (graphs of SQL transforms) and flow runs.",
 )
 
-STORE_EXAMPLE = {
-    "name": "meters-db", "type": "RELATIONAL", "engine": "postgresql", "host": "db.example",
-    "port": 5432, "user": "reader", "password": "secret", "database": "metering",
-}  # fmt: skip
+STORE_EXAMPLE = {"name": "tariffs", "type": "FILE", "engine": "csv", "path": "tariffs"}
 FLOW_INPUT_EXAMPLE = {
     "name": "daily-energy",
     "sources": [{"store_id": "<store id>", "tables": [{"table": "public.meters"}]}],
