@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -32,16 +33,23 @@ def _csv_bytes(header: list[str], rows: list[tuple]) -> bytes:
 @pytest.fixture(scope="module")
 def flow_setup(e2e_stack) -> dict[str, Any]:
     stack = e2e_stack
+    stack.ensure_infra()  # a fault test before may have left Redis or the API down
     stack.add_flow_worker()
     data = flow_data.make_data()
     flow_data.write_sqlite(data, stack.flows_data / "readings.sqlite")
     flow_data.write_tariffs(stack.flows_data / "tariffs")
     s3 = boto3.client("s3", endpoint_url=stack.s3_url, aws_access_key_id="e2e",
                       aws_secret_access_key="e2e-secret", region_name="us-east-1")  # fmt: skip
-    s3.put_object(Bucket=stack.flows_bucket, Key="grid/meters.csv",
-                  Body=_csv_bytes(["id", "feeder_id", "customer_class"], data["meters"]))
-    s3.put_object(Bucket=stack.flows_bucket, Key="grid/feeders.csv",
-                  Body=_csv_bytes(["id", "name", "substation", "rated_kva"], data["feeders"]))
+    s3.put_object(
+        Bucket=stack.flows_bucket,
+        Key="grid/meters.csv",
+        Body=_csv_bytes(["id", "feeder_id", "customer_class"], data["meters"]),
+    )
+    s3.put_object(
+        Bucket=stack.flows_bucket,
+        Key="grid/feeders.csv",
+        Body=_csv_bytes(["id", "name", "substation", "rated_kva"], data["feeders"]),
+    )
     client = stack.client()
     stores = {}
     for key, body in {
@@ -129,7 +137,9 @@ def test_cancel_mid_query_is_fast_and_leaves_target_untouched(flow_setup):
     _wait(
         client,
         run_id,
-        lambda b: any(s["name"] == "transform slow" and s["state"] == "RUNNING" for s in b["steps"]),
+        lambda b: any(
+            s["name"] == "transform slow" and s["state"] == "RUNNING" for s in b["steps"]
+        ),
     )
     started = time.monotonic()
     assert client.post(f"{API}/flows/cancel/{run_id}").json()["state"] == "CANCELLING"
@@ -139,3 +149,41 @@ def test_cancel_mid_query_is_fast_and_leaves_target_untouched(flow_setup):
     assert seconds < 5, seconds
     stack.timings["flow_cancel_seconds"] = seconds
     assert _billing(stack) == before
+
+
+def _engine_processes(run_id: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if "app.worker.flow_engine" in command and run_id in command:
+                found.append(int(proc.name))
+    return found
+
+
+def test_worker_killed_mid_flow_fails_the_run_and_leaves_target_untouched(flow_setup):
+    client, stack = flow_setup["client"], flow_setup["stack"]
+    before = _billing(stack)
+    transforms = [{**flow_data.TRANSFORMS[-1], "sql": "SELECT 1 AS meter_id, 0.0 AS amount"},
+                  {"name": "slow", "sql": SLOW, "persist": True}]  # fmt: skip
+    flow_input_id = _flow_input(flow_setup, [*flow_data.TRANSFORMS[:-1], *transforms], [])
+    run_id = client.post(f"{API}/flows", json={"flow_input_id": flow_input_id}).json()["id"]
+    _wait(
+        client,
+        run_id,
+        lambda b: any(
+            s["name"] == "transform slow" and s["state"] == "RUNNING" for s in b["steps"]
+        ),
+    )
+    assert _engine_processes(run_id)
+    for worker in [w for w in stack.workers if w.name.startswith("flowworker") and w.running()]:
+        worker.kill()
+    # The engine dies with its worker (no orphan query), and the sweeper ends the run.
+    wait_until(lambda: not _engine_processes(run_id), 10, "the engine process to die")
+    run = _wait(client, run_id, lambda b: b["state"] in TERMINAL, timeout=30)
+    assert run["state"] == "FAILED" and run["error"]["type"] == "WORKER_LOST", run
+    assert _billing(stack) == before
+    stack.add_flow_worker()  # for whatever runs next

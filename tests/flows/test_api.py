@@ -165,7 +165,10 @@ def test_flow_input_graph_is_derived_from_the_sql(client, client_headers, stores
     again = client.get(f"{API}/flow-inputs/{body['id']}", headers=client_headers).get_json()
     assert again["order"] == order
     # Immutable: no PUT or DELETE.
-    assert client.put(f"{API}/flow-inputs/{body['id']}", json={}, headers=client_headers).status_code == 405
+    assert (
+        client.put(f"{API}/flow-inputs/{body['id']}", json={}, headers=client_headers).status_code
+        == 405
+    )
     # A store in use cannot be deleted.
     response = client.delete(f"{API}/data-stores/{stores['pg']}", headers=client_headers)
     assert response.status_code == 409
@@ -200,7 +203,9 @@ def test_hostile_or_wrong_sql_is_refused_with_its_position(
     client, client_headers, stores, sql, reason, position
 ):
     transforms = [{"name": "ok", "sql": "SELECT * FROM meters"}, {"name": "bad", "sql": sql}]
-    response = _post(client, client_headers, "/flow-inputs", flow_input_body(stores, transforms, []))
+    response = _post(
+        client, client_headers, "/flow-inputs", flow_input_body(stores, transforms, [])
+    )
     assert response.status_code == 422, response.get_json()
     errors = response.get_json()["errors"]["json"]
     message = errors["transforms"]["1"]["sql"][0]
@@ -217,7 +222,9 @@ def test_cycle_is_reported_with_its_path(client, client_headers, stores):
         {"name": "b", "sql": "SELECT * FROM a"},
         {"name": "c", "sql": "SELECT * FROM b JOIN meters USING (id)"},
     ]
-    response = _post(client, client_headers, "/flow-inputs", flow_input_body(stores, transforms, []))
+    response = _post(
+        client, client_headers, "/flow-inputs", flow_input_body(stores, transforms, [])
+    )
     assert response.status_code == 422
     assert response.get_json()["errors"]["json"]["_graph"] == ["cycle: a -> b -> c -> a"]
 
