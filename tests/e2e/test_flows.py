@@ -129,9 +129,8 @@ def test_flow_runs_in_a_data_worker_and_publishes(flow_setup):
 def test_cancel_mid_query_is_fast_and_leaves_target_untouched(flow_setup):
     client, stack = flow_setup["client"], flow_setup["stack"]
     before = _billing(stack)
-    transforms = [*flow_data.TRANSFORMS[:-1],
-                  {**flow_data.TRANSFORMS[-1], "sql": "SELECT meter_id, 0.0 AS amount FROM meter_daily"},
-                  {"name": "slow", "sql": SLOW, "persist": True}]  # fmt: skip
+    zero = {**flow_data.TRANSFORMS[-1], "sql": "SELECT meter_id, 0.0 AS amount FROM meter_daily"}
+    transforms = [*flow_data.TRANSFORMS[:-1], zero, {"name": "slow", "sql": SLOW, "persist": True}]
     flow_input_id = _flow_input(flow_setup, transforms, [])
     run_id = client.post(f"{API}/flows", json={"flow_input_id": flow_input_id}).json()["id"]
     _wait(

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import uuid
 
-from tests.flows.test_api import API, _post, flow_input_body
-
 # The ``stores`` fixture and the app with flow settings come from test_api / conftest.
-from tests.flows.test_api import stores  # noqa: F401
+from tests.flows.test_api import (
+    API,
+    _post,
+    flow_input_body,
+    stores,  # noqa: F401
+)
 
 
 def _flow_input(client, headers, stores) -> str:  # noqa: F811
