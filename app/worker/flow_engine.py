@@ -339,7 +339,8 @@ class FlowEngine:
                 raise StepFailed(
                     "PUBLISH_ERROR", f"Publishing to the target failed: {reason}", {}
                 ) from None
-            return len(persisted)
+            # Rows published: the persisted transforms' rows together.
+            return sum(self._step(f"transform {name}")["rows"] or 0 for name in persisted)
 
         self._run_step("publish", work)
 
