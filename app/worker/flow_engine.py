@@ -49,15 +49,18 @@ class Cancelled(Exception):
     pass
 
 
+_OUTPUT = threading.Lock()  # the work thread and the main thread both write lines
+
+
 def emit(event: dict[str, Any]) -> None:
     fields = dict(event)
-    sys.stdout.write(f"{marker(fields.pop('event'), **fields)}\n")
-    sys.stdout.flush()
+    log(marker(fields.pop("event"), **fields))
 
 
 def log(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+    with _OUTPUT:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
 class FlowEngine:
@@ -118,7 +121,8 @@ class FlowEngine:
         step["seconds"] = round(time.monotonic() - started, 3)
         step["rows"] = rows if isinstance(rows, int) else None
         step["state"] = "COMPLETED"
-        rows_text = f"{rows:,} rows" if isinstance(rows, int) else "done"
+        unit = "offending rows" if step["kind"] == "check" else "rows"
+        rows_text = f"{rows:,} {unit}" if isinstance(rows, int) else "done"
         log(f"{name}: {rows_text} in {step['seconds']:.3f} s")
         self._report()
         return rows
@@ -141,6 +145,26 @@ class FlowEngine:
                 pass
         self.remote.cancel()
 
+    def report_query_progress(self) -> None:
+        """From the main thread: progress within the running transform or check."""
+        running = next((s for s in self.steps if s["state"] == "RUNNING"), None)
+        if running is None or running["kind"] not in ("transform", "check"):
+            return
+        with self._connection_lock:
+            connection = self._connection
+            try:
+                within = connection.query_progress() if connection is not None else -1
+            except Exception:  # noqa: BLE001 - the connection is between queries or closing
+                return
+        if within is None or within < 0:
+            return
+        done = sum(1 for s in self.steps if s["state"] in ("COMPLETED", "SKIPPED"))
+        emit({
+            "event": "progress",
+            "percent": round(100.0 * (done + within / 100.0) / len(self.steps), 1),
+            "message": f"{running['name']}: {within:.0f}% of its query",
+        })  # fmt: skip
+
     # --- the flow ---------------------------------------------------------------------
 
     def run(self) -> None:
@@ -154,6 +178,9 @@ class FlowEngine:
                     "temp_directory": str(self.scratch / "tmp"),
                 },
             )
+            # DuckDB's own progress of a long query, read from the main thread.
+            connection.execute("SET enable_progress_bar = true")
+            connection.execute("SET enable_progress_bar_print = false")
             self.set_connection(connection)
             self.ingest(connection)
             self.lock(connection)
@@ -410,7 +437,7 @@ def _run_check(connection: Any, check: dict[str, Any]) -> tuple[int, str | None]
     low, high = check.get("min"), check.get("max")
     if (low is not None and count < low) or (high is not None and count > high):
         return count, f"{check['table']} has {count} rows, expected [{low}, {high}]"
-    return count, None
+    return 0, None
 
 
 def _sql_error(name: str, exc: Exception) -> tuple[str, dict[str, Any]]:
@@ -446,8 +473,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: engine.interrupt())
     worker = threading.Thread(target=engine.run, name="flow", daemon=True)
     worker.start()
+    ticks = 0
     while worker.is_alive():
         worker.join(0.1)  # signal handlers run here, between joins
+        ticks += 1
+        if ticks % 10 == 0 and not engine.cancelled.is_set():
+            engine.report_query_progress()
     return 0
 
 

@@ -122,7 +122,9 @@ class EngineRun:
             self._take(line)
             if self.markers and predicate(self.markers[-1]):
                 return
-            assert time.monotonic() < deadline, "timed out waiting for the engine"
+            assert time.monotonic() < deadline, (
+                f"timed out waiting for the engine: {self.markers[-3:]}"
+            )
         raise AssertionError(f"engine ended first: {self.lines[-10:]}")
 
     def _take(self, line: str) -> None:

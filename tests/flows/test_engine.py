@@ -173,13 +173,13 @@ def test_engine_refuses_files_at_run_time(tmp_path, published):
 
 
 def _cancel_when_running(run: EngineRun, step: str) -> float:
-    run.read_until(
-        lambda m: (
-            m["event"] == "steps"
-            and any(s["name"] == step and s["state"] == "RUNNING" for s in m["steps"])
+    def running(m: dict) -> bool:
+        return m["event"] == "steps" and any(
+            s["name"] == step and s["state"] == "RUNNING" for s in m["steps"]
         )
-    )
-    time.sleep(0.5)  # let the query get going on the engine or the server
+
+    if not any(running(m) for m in run.markers):
+        run.read_until(running)
     started = time.monotonic()
     run.interrupt()
     result = run.finish(timeout=30)
@@ -191,6 +191,10 @@ def test_cancel_mid_duckdb_query_leaves_target_untouched(tmp_path, published):
     target, before, sources = published
     spec = flow_spec(sources, {"engine": "duckdb", "path": str(target)}, _changed_billing(SLOW), [])
     run = EngineRun(spec, tmp_path / "job")
+    # Within a long query, DuckDB's own progress is reported.
+    run.read_until(
+        lambda m: m["event"] == "progress" and "transform extra: " in (m["message"] or "")
+    )
     assert _cancel_when_running(run, "transform extra") < 5
     assert {s["name"]: s["state"] for s in run.steps}["transform extra"] == "CANCELLED"
     assert _target_snapshot(target) == before
