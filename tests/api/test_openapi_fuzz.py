@@ -30,6 +30,11 @@ STATEFUL_ACCEPTANCE = (
     "POST /api/v1.0/workflows",
     "PUT /api/v1.0/workflows/{workflow_id}",
     "POST /api/v1.0/workflows/{workflow_id}/runs",
+    "POST /api/v1.0/data-stores",
+    "PUT /api/v1.0/data-stores/{store_id}",
+    "POST /api/v1.0/data-stores/{store_id}/test",
+    "POST /api/v1.0/flow-inputs",
+    "POST /api/v1.0/flows",
 )
 MAX_EXAMPLES = 8
 
@@ -90,8 +95,11 @@ def load_schema(app: Flask, client_key: str, worker_key: str) -> Any:
                     # files (its model must be one), the deployment's outbound allow-lists
                     # (URLs resolving to internal addresses, s3 buckets not listed), and the
                     # workflow's own graph (pipelines that exist, unique node names, edges to
-                    # nodes it has). tests/workflows and tests/api cover each 422 and that
-                    # valid ones are accepted; every other check still applies here.
+                    # nodes it has), a data store's engine rules (a server needs a host, a
+                    # file store a path inside FLOWS_DATA_ROOT) and whether it answers, a flow
+                    # input's SQL (parsed) and stores, a flow's flow input. tests/workflows,
+                    # tests/flows and tests/api cover each 422 and that valid ones are
+                    # accepted; every other check still applies here.
                     "include-name": list(STATEFUL_ACCEPTANCE),
                     "checks": {
                         "positive_data_acceptance": {

@@ -225,3 +225,41 @@ def test_cancel_mid_server_query_stops_it_on_the_server(
     assert result["state"] == "CANCELLED"
     assert source.running_queries("slow") == []  # cancelled on the server, not abandoned
     assert _target_snapshot(target) == before
+
+
+def test_flow_to_csv_folder_switches_current_atomically(tmp_path, files_root):
+    folder = tmp_path / "published"
+    sources = [{"store": {"engine": "csv", "path": str(files_root / "tariffs")},
+                "files": [{"name": "tariffs", "pattern": "*.csv"}]}]  # fmt: skip
+    cheap = "SELECT * FROM tariffs WHERE price_per_kwh < 0.2 ORDER BY 1"
+    transforms = [{"name": "cheap", "persist": True, "sql": cheap}]
+    spec = flow_spec(sources, {"engine": "csv", "path": str(folder)}, transforms, [])
+    assert EngineRun(spec, tmp_path / "j1", "run-a").finish()["state"] == "COMPLETED"
+    assert (folder / "current").resolve() == (folder / "run-a").resolve()
+    text = (folder / "current" / "cheap.csv").read_text().splitlines()
+    assert text == ["customer_class,price_per_kwh", "commercial,0.17", "industrial,0.12"]
+    assert '"run_id": "run-a"' in (folder / "current" / "_manifest.json").read_text()
+    # A failed run leaves ``current`` as it was; a good one switches it and removes the old.
+    bad = flow_spec(sources, {"engine": "csv", "path": str(folder)}, transforms,
+                    [{"type": "row_count", "table": "cheap", "min": 5}])  # fmt: skip
+    assert EngineRun(bad, tmp_path / "j2", "run-b").finish()["state"] == "FAILED"
+    assert (folder / "current").resolve() == (folder / "run-a").resolve()
+    assert EngineRun(spec, tmp_path / "j3", "run-c").finish()["state"] == "COMPLETED"
+    assert (folder / "current").resolve() == (folder / "run-c").resolve()
+    assert sorted(p.name for p in folder.iterdir()) == ["current", "run-c"]
+
+
+def test_source_errors_name_the_table_and_never_the_password(tmp_path, pg_source):
+    store = {**pg_source.store(), "user": "nobody_at_all", "password": "pw-never-shown-91"}
+    spec = flow_spec([{"store": store, "tables": [{"table": "meters"}]}],
+                     {"engine": "duckdb", "path": str(tmp_path / "t.duckdb")},
+                     [{"name": "x", "sql": "SELECT * FROM meters"}], [])  # fmt: skip
+    run = EngineRun(spec, tmp_path / "job")
+    result = run.finish()
+    assert result["state"] == "FAILED" and result["error"]["type"] == "SOURCE_ERROR"
+    assert "meters" in result["error"]["message"]
+    assert "nobody_at_all" in result["error"]["message"]
+    everything = (
+        str(run.markers) + "\n".join(run.lines) + (tmp_path / "job/manifest.json").read_text()
+    )
+    assert "pw-never-shown-91" not in everything
