@@ -27,6 +27,7 @@ def _pg(store: dict[str, Any]) -> Any:
 
     return psycopg2.connect(
         host=store["host"],
+        hostaddr=store.get("address") or None,  # the address the worker checked
         port=store.get("port") or 5432,
         user=store.get("user") or None,
         password=store.get("password") or None,
@@ -40,7 +41,7 @@ def _mysql(store: dict[str, Any]) -> Any:
     import pymysql
 
     return pymysql.connect(
-        host=store["host"],
+        host=store.get("address") or store["host"],  # the address the worker checked
         port=store.get("port") or 3306,
         user=store.get("user") or "",
         password=store.get("password") or "",

@@ -25,11 +25,25 @@ def host_problem(
     """Why a database server at ``host`` may not be used, or None."""
     if _is_service_database(settings, host, port, database):
         return "This is the service's own database; a flow cannot read or write it"
+    return checked_address(settings, host, port)[0]
+
+
+def checked_address(
+    settings: Settings, host: str, port: int | None
+) -> tuple[str | None, str | None]:
+    """(why ``host`` is refused, or None; the address it resolved to and passed, if any).
+
+    The worker connects to that very address, so a DNS answer that changes between the
+    check and the connection gets nowhere (the same reason app/outbound.py checks on
+    connect).
+    """
     policy = policy_for(settings)
     try:
         addresses = resolve(host, port)
     except (OSError, UnicodeError):
-        return None if _allowed_by_name(policy, host) else f"{host} does not resolve"
+        if _allowed_by_name(policy, host):
+            return None, None
+        return f"{host} does not resolve", None
     for ip in addresses:
         if _allowed_by_name(policy, host) or any(ip in n for n in policy.allowed_networks):
             continue
@@ -38,8 +52,8 @@ def host_problem(
             return (
                 f"Refused: {problem}; a deployment allows internal database hosts in "
                 "OUTBOUND_ALLOWED_HOSTS"
-            )
-    return None
+            ), None
+    return None, str(addresses[0]) if addresses else None
 
 
 def _allowed_by_name(policy: OutboundPolicy, host: str) -> bool:

@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from app.celery_config import TASK_FLOW_RUN
+from app.flows.locations import checked_address
 from app.worker import jobdir
 from app.worker.api_client import ApiError, StaleAttempt, WorkerApi
 from app.worker.celery_app import celery_app, settings
@@ -48,9 +49,27 @@ class StepReporter:
             pass
 
 
+def pin_hosts(spec: dict[str, Any]) -> tuple[str, Any] | None:
+    """Check each database server's host again here, as the worker resolves it, and pin
+    the address that passed; a refusal ends the run before anything connects."""
+    stores = [(s["store"], "SOURCE_ERROR") for s in spec["sources"]]
+    for store, kind in [*stores, (spec["target"], "PUBLISH_ERROR")]:
+        if not store.get("host"):
+            continue
+        problem, address = checked_address(settings, store["host"], store.get("port"))
+        if problem:
+            return "FAILED", {"type": kind, "message": f"Data store {store['id']}: {problem}",
+                              "details": {"store_id": store["id"]}}  # fmt: skip
+        store["address"] = address
+    return None
+
+
 def execute_flow(
     api: WorkerApi, lease: LeaseKeeper, job: jobdir.JobDir, claim: dict[str, Any]
 ) -> tuple[str, Any]:
+    refused = pin_hosts(claim["job"])
+    if refused:
+        return refused
     spec_path = job.root / SPEC_FILE
     fd = os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as stream:
