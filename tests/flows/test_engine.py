@@ -263,3 +263,18 @@ def test_source_errors_name_the_table_and_never_the_password(tmp_path, pg_source
         str(run.markers) + "\n".join(run.lines) + (tmp_path / "job/manifest.json").read_text()
     )
     assert "pw-never-shown-91" not in everything
+
+
+def test_duckdb_file_as_a_source(tmp_path, published):
+    """A COLUMNAR store is read by attaching it read-only before the engine is locked."""
+    target, before, _sources = published
+    source = {"store": {"engine": "duckdb", "path": str(target)},
+              "tables": [{"table": "billing", "name": "last_billing"}]}  # fmt: skip
+    transforms = [{"name": "total", "persist": True,
+                   "sql": "SELECT sum(amount) AS amount FROM last_billing"}]  # fmt: skip
+    out = tmp_path / "second.duckdb"
+    run = EngineRun(flow_spec([source], {"engine": "duckdb", "path": str(out)}, transforms, []),
+                    tmp_path / "job")  # fmt: skip
+    assert run.finish()["state"] == "COMPLETED", run.lines
+    total = _duck_rows(out, "SELECT amount FROM total")[0][0]
+    assert total == pytest.approx(sum(amount for _, amount in before))
