@@ -15,6 +15,7 @@ from app.auth import decorators as auth
 from app.config import Settings
 from app.errors import register_error_handlers
 from app.extensions import api, db, migrate
+from app.flows import passwords
 from app.runs import broker
 from app.storage import extension as storage
 
@@ -32,6 +33,7 @@ API_DESCRIPTION = (
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the API app from ``settings`` (default: read from the environment)."""
     settings = settings or Settings.from_env()
+    passwords.check_key(settings)
     # The instance folder holds the embedded defaults: SQLite file, artifacts, broker.
     app = Flask(__name__, instance_path=settings.INSTANCE_DIR)
     configure_app(app, settings)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from app.config import Settings
+from app.config import Settings, SettingsError
 
 KEY_FILE = "flows-secret.key"
 
@@ -38,6 +38,17 @@ def _fernet(settings: Settings) -> Fernet:
             with os.fdopen(fd, "wb") as stream:
                 stream.write(key)
     return Fernet(path.read_bytes().strip())
+
+
+def check_key(settings: Settings) -> None:
+    """Stop the start-up on a malformed FLOWS_SECRET_KEY, naming it (not at first use)."""
+    if settings.FLOWS_SECRET_KEY:
+        try:
+            Fernet(settings.FLOWS_SECRET_KEY.encode())
+        except (ValueError, TypeError):
+            raise SettingsError(
+                "FLOWS_SECRET_KEY: expected a Fernet key (32 url-safe base64-encoded bytes)"
+            ) from None
 
 
 def encrypt(settings: Settings, secret: str) -> str:

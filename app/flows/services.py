@@ -122,6 +122,10 @@ def test_store(store: DataStore, settings: Settings) -> list[str]:
         raise ValidationFailed(f"Invalid {field}: {messages[0]}", {"json": errors})
     try:
         return connectors.list_tables(connection_info(store, settings))
+    except passwords.SecretUnreadable as exc:
+        raise ValidationFailed(
+            f"{exc}; set the password again (PUT)", {"password": [str(exc)]}
+        ) from None
     except connectors.StoreError as exc:
         raise ValidationFailed(
             f"Cannot read the data store: {exc}", {"store_id": [str(exc)]}
