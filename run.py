@@ -52,7 +52,8 @@ def start_worker(settings: Settings, token: str) -> subprocess.Popen:
     command = [
         sys.executable, "-m", "celery", "-A", "app.worker.celery_app", "worker",
         "--pool", "threads", "--concurrency", str(settings.WORKER_CONCURRENCY),
-        "-Q", settings.CELERY_TASK_QUEUE, "--loglevel", settings.LOG_LEVEL,
+        "-Q", f"{settings.CELERY_TASK_QUEUE},{settings.CELERY_FLOW_QUEUE}",
+        "--loglevel", settings.LOG_LEVEL,
     ]  # fmt: skip
     return subprocess.Popen(command, env=env)
 

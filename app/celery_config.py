@@ -16,6 +16,7 @@ from app.config import Settings
 TASK_PIPELINE_RUN = "jobs.run_pipeline"
 TASK_DELIVER_CALLBACK = "jobs.deliver_callback"
 TASK_JOB_RUN = "jobs.run_job"
+TASK_FLOW_RUN = "jobs.run_flow"
 
 
 def celery_settings(settings: Settings) -> dict[str, Any]:
@@ -41,6 +42,8 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         "broker_connection_timeout": settings.BROKER_PUBLISH_TIMEOUT_SECONDS,
         "broker_connection_retry_on_startup": True,
         "task_default_queue": settings.CELERY_TASK_QUEUE,
+        # Data workers scale apart from simulation workers: flows have a queue of their own.
+        "task_routes": {TASK_FLOW_RUN: {"queue": settings.CELERY_FLOW_QUEUE}},
         "task_acks_late": False,
         "worker_prefetch_multiplier": 1,
         "task_serializer": "json",

@@ -105,6 +105,10 @@ class Settings:
     JOB_KIND_QUEUES: str = ""
     WORKER_JOB_KINDS: str = ""
     WORKER_ANNOUNCE_SECONDS: float = 10.0
+    CELERY_FLOW_QUEUE: str = "flows"
+    FLOWS_DATA_ROOT: str = ""
+    FLOWS_SECRET_KEY: str = ""
+    FLOWS_INGEST_BATCH_ROWS: int = 50000
 
     LOG_LEVEL: str = "INFO"
     HOST: str = "127.0.0.1"
@@ -134,6 +138,7 @@ class Settings:
             CELERY_BROKER_URL=self.CELERY_BROKER_URL or "filesystem://",
             ARTIFACTS_DIR=self.ARTIFACTS_DIR or str(instance / "artifacts"),
             WORKER_JOBS_DIR=self.WORKER_JOBS_DIR or str(instance / "jobs"),
+            FLOWS_DATA_ROOT=self.FLOWS_DATA_ROOT or str(instance / "data"),
         )
 
     @property

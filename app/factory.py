@@ -15,6 +15,7 @@ from app.auth import decorators as auth
 from app.config import Settings
 from app.errors import register_error_handlers
 from app.extensions import api, db, migrate
+from app.flows import passwords
 from app.jobs import kinds as job_kinds
 from app.page import session as page_session
 from app.runs import broker
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None, *, mounted_at: str = "") -> Fla
     (app/embedding.py); the spec names it as its server, and the host's logging is left alone.
     """
     settings = settings or Settings.from_env()
+    passwords.check_key(settings)
     # The instance folder holds the embedded defaults: SQLite file, artifacts, broker.
     app = Flask(__name__, instance_path=settings.INSTANCE_DIR)
     configure_app(app, settings, mounted_at)
@@ -139,6 +141,7 @@ def _serialize_sqlite_writes(engine: Any) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from app.flows.routes import blp as flows_blp
     from app.health.routes import blp as health_blp
     from app.home import blp as home_blp
     from app.jobs.routes import blp as jobs_blp
@@ -154,6 +157,7 @@ def register_blueprints(app: Flask) -> None:
         pipelines_blp,
         workflows_blp,
         jobs_blp,
+        flows_blp,
         run_worker_blp,
         pipeline_worker_blp,
         job_worker_blp,

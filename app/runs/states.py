@@ -53,6 +53,10 @@ class ErrorType(str, enum.Enum):
     NODE_FAILED = "NODE_FAILED"  # a run driven by children: one or more of them failed
     JOB_ERROR = "JOB_ERROR"  # a Python job raised JobError: its message is the user's
     JOB_EXCEPTION = "JOB_EXCEPTION"  # a Python job raised another exception (traceback in log)
+    SOURCE_ERROR = "SOURCE_ERROR"  # a flow could not read a source (connection, table)
+    SQL_ERROR = "SQL_ERROR"  # a flow's transform failed in the engine (details: transform, line)
+    CHECK_FAILED = "CHECK_FAILED"  # a flow's data check found offending rows
+    PUBLISH_ERROR = "PUBLISH_ERROR"  # a flow's results could not be written to its target
 
 
 RETRYABLE_ERRORS = frozenset({ErrorType.WORKER_LOST, ErrorType.INFRASTRUCTURE_ERROR})

@@ -131,6 +131,9 @@ class WorkerApi:
         body = {"attempt": self.attempt, "state": state, "error": error}
         return self._call("POST", "state", json=body).json()
 
+    def flow_steps(self, steps: list[dict[str, Any]]) -> None:
+        self._call("PUT", "flow-steps", json={"attempt": self.attempt, "steps": steps})
+
     def unused_parameters(self, names: list[str]) -> None:
         body = {"attempt": self.attempt, "names": names}
         self._call("POST", "unused-parameters", json=body)

@@ -8,5 +8,7 @@ from app.celery_config import celery_settings
 from app.config import Settings
 
 settings = Settings.from_env()
-celery_app = Celery("jobs", include=["app.worker.tasks", "app.worker.job_tasks"])
+celery_app = Celery(
+    "jobs", include=["app.worker.tasks", "app.worker.job_tasks", "app.worker.flow_tasks"]
+)
 celery_app.conf.update(celery_settings(settings))

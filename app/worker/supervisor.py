@@ -19,6 +19,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -119,8 +120,10 @@ class Supervisor:
         settings: Settings,
         next_log_seq: int,
         timeout: float,
+        on_tick: Callable[[Outcome], None] | None = None,
     ):
         self.api, self.lease, self.settings, self.timeout = api, lease, settings, timeout
+        self.on_tick = on_tick  # called with each report: a job's own reports (flow steps)
         self.next_seq = next_log_seq
         self.outcome = Outcome()
         self._unsent: list[str] = []
@@ -180,6 +183,8 @@ class Supervisor:
         if now >= self._next_flush:
             self._send_logs(reader)
             self._next_flush = now + self.settings.WORKER_LOG_FLUSH_SECONDS
+        if self.on_tick is not None:
+            self.on_tick(self.outcome)
         progress = reader.progress()
         if progress != self._last_progress and progress != (None, None):
             self.lease.report_progress(*progress)

@@ -31,6 +31,11 @@ STATEFUL_ACCEPTANCE = (
     "PUT /api/v1.0/workflows/{workflow_id}",
     "POST /api/v1.0/workflows/{workflow_id}/runs",
     "POST /api/v1.0/job-kinds/{kind}/runs",
+    "POST /api/v1.0/data-stores",
+    "PUT /api/v1.0/data-stores/{store_id}",
+    "POST /api/v1.0/data-stores/{store_id}/test",
+    "POST /api/v1.0/flow-inputs",
+    "POST /api/v1.0/flows",
 )
 MAX_EXAMPLES = 8
 
@@ -91,10 +96,12 @@ def load_schema(app: Flask, client_key: str, worker_key: str) -> Any:
                     # files (its model must be one), the deployment's outbound allow-lists
                     # (URLs resolving to internal addresses, s3 buckets not listed), and the
                     # workflow's own graph (pipelines that exist, unique node names, edges to
-                    # nodes it has), and a job kind's own parameter schema (a free JSON
-                    # object in the spec). tests/workflows, tests/jobs and tests/api cover
-                    # each 422 and that valid ones are accepted; every other check still
-                    # applies here.
+                    # nodes it has), a job kind's own parameter schema (a free JSON object in the
+                    # spec), a data store's engine rules (a server needs a host, a file store a
+                    # path inside FLOWS_DATA_ROOT) and whether it answers, a flow input's SQL
+                    # (parsed) and stores, a flow's flow input. tests/workflows, tests/jobs,
+                    # tests/flows and tests/api cover each 422 and that valid ones are
+                    # accepted; every other check still applies here.
                     "include-name": list(STATEFUL_ACCEPTANCE),
                     "checks": {
                         "positive_data_acceptance": {

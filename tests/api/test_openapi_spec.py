@@ -31,6 +31,10 @@ OPERATIONS = {
     "retryWorkflowRun", "listWorkflowRunLogs", "downloadWorkflowRunArtifact",
     "listJobKinds", "getJobKind", "listJobRuns", "createJobRun", "getJobRun", "cancelJobRun",
     "listJobRunLogs", "downloadJobRunArtifact", "announceJobKinds", "getJobRunInput",
+    "listDataStores", "createDataStore", "getDataStore", "replaceDataStore", "deleteDataStore",
+    "testDataStore", "listFlowInputs", "createFlowInput", "getFlowInput",
+    "listFlows", "createFlow", "getFlow", "cancelFlow", "cancelFlowByPath", "listFlowLogs",
+    "downloadFlowArtifact", "reportFlowSteps",
 }  # fmt: skip
 PUBLIC = {"getHome", "getLiveness", "getReadiness"}
 
@@ -210,12 +214,13 @@ def test_prefilled_bodies_are_accepted(spec, client, client_headers, worker_head
     ids = {"pipeline_id": run["pipeline_id"], "run_id": run["id"], "kind": "csv_summary"}
     order = ["createPipeline", "replacePipeline", "createPipelineRun", "claimRun",
              "renewRunLease", "reportRunProgress", "appendRunLogs", "reportUnusedParameters",
-             "finishRunAttempt", "announceJobKinds", "createJobRun"]  # fmt: skip
+             "finishRunAttempt", "announceJobKinds", "createJobRun", "createDataStore"]  # fmt: skip
     with_body = {
         n for n, (_, _, op) in ops.items() if "application/json" in str(op.get("requestBody"))
     }
     # These bodies name other resources (a pipeline, a workflow) that an example cannot know.
-    naming_others = {"createWorkflow", "replaceWorkflow", "createWorkflowRun"}
+    naming_others = {"createWorkflow", "replaceWorkflow", "createWorkflowRun", "createFlowInput",
+                     "createFlow", "replaceDataStore", "reportFlowSteps"}  # fmt: skip
     assert with_body - naming_others == set(order)
     for name in order:
         method, path, operation = ops[name]

@@ -41,6 +41,8 @@ class Stack:
         self.api_port = free_port()
         self.queue = f"e2e-{uuid.uuid4().hex[:10]}"
         self.bucket = f"e2e-{uuid.uuid4().hex[:10]}"
+        self.flows_bucket = f"e2e-data-{uuid.uuid4().hex[:10]}"  # CSV files flows read
+        self.flows_data = root / "flows-data"
         self.database_uri: str | None = None
         self.redis: Service | None = None
         self.s3: Service | None = None
@@ -69,6 +71,9 @@ class Stack:
             "SQLALCHEMY_DATABASE_URI": self.database_uri,
             "CELERY_BROKER_URL": f"redis://127.0.0.1:{self.redis_port}/0",
             "CELERY_TASK_QUEUE": self.queue,
+            "CELERY_FLOW_QUEUE": f"{self.queue}-flows",
+            "FLOWS_DATA_ROOT": str(self.flows_data),
+            "INPUT_S3_BUCKETS": self.flows_bucket,
             "S3_ENDPOINT_URL": self.s3_url,
             "S3_BUCKET": self.bucket,
             "S3_ACCESS_KEY_ID": "e2e",
@@ -108,6 +113,8 @@ class Stack:
         self.redis.wait_ready()
         self.s3.wait_ready()
         create_bucket(self.s3_url, self.bucket)
+        create_bucket(self.s3_url, self.flows_bucket)
+        self.flows_data.mkdir(exist_ok=True)
         self.api = api_service(self.log_dir, self.env(), self.api_port).start()
         self.timings["stack_start_seconds"] = time.monotonic() - started
 
@@ -131,6 +138,16 @@ class Stack:
         worker.env["WORKER_JOBS_DIR"] = str(self.root / f"jobs-{worker.name}")
         self.workers.append(worker)
         worker.start(wait=wait)
+        return worker
+
+    def add_flow_worker(self) -> Service:
+        """A data worker: it consumes the flow queue only."""
+        self._worker_count += 1
+        env = {**self.worker_env(), "CELERY_TASK_QUEUE": f"{self.queue}-flows"}
+        worker = worker_service(self.log_dir, env, f"flowworker{self._worker_count}", 2)
+        worker.env["WORKER_JOBS_DIR"] = str(self.root / f"jobs-{worker.name}")
+        self.workers.append(worker)
+        worker.start(wait=True)
         return worker
 
     def running_workers(self) -> list[Service]:

@@ -1,0 +1,1 @@
+"""Flows: data stores, flow inputs (a graph of SQL transforms) and their runs."""
