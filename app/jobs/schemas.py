@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from marshmallow import Schema, fields, validate
 
 from app.fields import FullMatch, JsonObject
 from app.jobkit.kind import KIND_NAME_PATTERN
-from app.pipelines.schemas import InputSchema, Timeout
+from app.pipelines.schemas import InputSchema, Timeout, UniqueInputNames, UrlInputs
 from app.runs.schemas import ArtifactSchema, CallbackUrl, RunFieldsSchema
 
 
@@ -31,29 +31,14 @@ class JobKindListSchema(Schema):
     items = fields.List(fields.Nested(JobKindSchema))
 
 
-class JobRunCreateSchema(Schema):
+class JobRunCreateSchema(UniqueInputNames):
     parameters = JsonObject(
         load_default=dict,
         metadata={"description": "Checked against the kind's parameter schema (GET the kind)"},
     )
-    inputs = fields.List(
-        fields.Nested(InputSchema),
-        load_default=list,
-        validate=validate.Length(max=100),
-        metadata={
-            "example": [],
-            "description": "Files fetched into the job folder first; names are unique",
-            "x_uniqueItemsBy": "name",
-        },
-    )
+    inputs = UrlInputs()
     callback_url = CallbackUrl()
     timeout_seconds = Timeout(description="Overrides the kind's timeout for this run", example=None)
-
-    @validates("inputs")  # JSON Schema cannot say it: x-uniqueItemsBy in the spec
-    def _unique_names(self, value: list[dict], **_: object) -> None:
-        names = [item.get("name") for item in value if isinstance(item, dict)]
-        if len(names) != len(set(names)):
-            raise ValidationError("Input names must be unique")
 
 
 class JobRunSchema(RunFieldsSchema):

@@ -178,8 +178,10 @@ def _outbound_policy() -> OutboundPolicy:
     return policy_for(current_app.config["SETTINGS"])
 
 
-class RunCreateSchema(Schema):
-    inputs = fields.List(
+def UrlInputs() -> fields.List:  # noqa: N802 - a field factory
+    """Inputs a run fetches by URL into its job folder; a schema with them inherits
+    ``UniqueInputNames``."""
+    return fields.List(
         fields.Nested(InputSchema),
         load_default=list,
         validate=validate.Length(max=100),
@@ -189,17 +191,25 @@ class RunCreateSchema(Schema):
             "x_uniqueItemsBy": "name",
         },
     )
-    parameters = Parameters(load_default=dict)
-    callback_url = CallbackUrl()
-    timeout_seconds = Timeout(
-        description="Overrides the pipeline's timeout for this run", example=None
-    )
+
+
+class UniqueInputNames(Schema):
+    """Refuses two ``inputs`` of one name, reported beside any error of the items."""
 
     @validates("inputs")  # JSON Schema cannot say it: x-uniqueItemsBy in the spec
     def _unique_names(self, value: list[dict], **_: object) -> None:
         names = [item.get("name") for item in value if isinstance(item, dict)]
         if len(names) != len(set(names)):
             raise ValidationError("Input names must be unique")
+
+
+class RunCreateSchema(UniqueInputNames):
+    inputs = UrlInputs()
+    parameters = Parameters(load_default=dict)
+    callback_url = CallbackUrl()
+    timeout_seconds = Timeout(
+        description="Overrides the pipeline's timeout for this run", example=None
+    )
 
 
 class PipelineRunSchema(RunFieldsSchema):

@@ -21,6 +21,7 @@ from app.worker.attempt import run_attempt
 from app.worker.celery_app import celery_app, settings
 from app.worker.flow_engine import MANIFEST, SPEC_FILE
 from app.worker.lease import LeaseKeeper
+from app.worker.outcome import stopped
 from app.worker.supervisor import Outcome, Supervisor
 
 
@@ -98,15 +99,8 @@ def execute_flow(
 
 def classify_flow(outcome: Outcome, timeout_seconds: float) -> tuple[str, Any]:
     """The run's end from what the engine reported (or how its process ended)."""
-    if outcome.stopped_for == "cancel":
-        return "CANCELLED", {"type": "CANCELLED", "message": "Cancelled while running",
-                             "details": {}}  # fmt: skip
-    if outcome.stopped_for == "timeout":
-        return "FAILED", {
-            "type": "TIMEOUT",
-            "message": f"Stopped after its timeout of {timeout_seconds:g} s",
-            "details": {"timeout_seconds": timeout_seconds},
-        }
+    if (report := stopped(outcome, timeout_seconds)) is not None:
+        return report
     result = outcome.event("result")
     if result is None:
         return "FAILED", {

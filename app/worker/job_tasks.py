@@ -24,6 +24,7 @@ from app.worker.api_client import ApiError, StaleAttempt, WorkerApi
 from app.worker.attempt import run_attempt, upload_outputs, worker_id
 from app.worker.celery_app import celery_app, settings
 from app.worker.lease import LeaseKeeper
+from app.worker.outcome import error, stopped
 from app.worker.supervisor import Outcome, Supervisor
 
 log = logging.getLogger(__name__)
@@ -52,12 +53,12 @@ def execute(
     loaded = INSTALLED.get(spec["kind"])
     if loaded is None:  # routing should prevent it; retried elsewhere by policy
         message = f"Job kind {spec['kind']!r} is not installed on worker {worker_id()}"
-        return "FAILED", _error(ErrorType.INFRASTRUCTURE_ERROR, message)
+        return "FAILED", error(ErrorType.INFRASTRUCTURE_ERROR, message)
     try:
         jobdir.fetch_files(job, api, spec["files"])
         jobdir.fetch_inputs(job, settings, spec["inputs"])
     except jobdir.InputError as exc:
-        return "FAILED", _error(ErrorType.INPUT_ERROR, str(exc))
+        return "FAILED", error(ErrorType.INPUT_ERROR, str(exc))
     inputs = [item["name"] for item in [*spec["files"], *spec["inputs"]]]
     spec_path = job.root / jobdir.SCRATCH / SPEC_FILE
     spec_path.write_text(json.dumps({"parameters": spec["parameters"], "inputs": inputs}))
@@ -71,16 +72,16 @@ def execute(
     if outcome.abandoned:
         raise StaleAttempt("the run was taken from this attempt")
     finished = outcome.event("finished")
-    stopped = outcome.stopped_for is not None
-    if finished and finished.get("outputs") and not stopped:
+    interrupted = outcome.stopped_for is not None
+    if finished and finished.get("outputs") and not interrupted:
         names = finished["outputs"]
     else:
         names = job.outputs(before)
-    upload_outputs(api, job, names, partial=stopped or finished is None)
-    state, error = classify(outcome, claim["timeout_seconds"])
-    if state == "COMPLETED":
+    upload_outputs(api, job, names, partial=interrupted or finished is None)
+    report = classify(outcome, claim["timeout_seconds"])
+    if report[0] == "COMPLETED":
         api.progress(100.0, "finished")
-    return state, error
+    return report
 
 
 def job_env(job: jobdir.JobDir) -> dict[str, str]:
@@ -89,34 +90,24 @@ def job_env(job: jobdir.JobDir) -> dict[str, str]:
     return {**jobdir.scratch_env(job), "MPLBACKEND": "Agg", "MPLCONFIGDIR": scratch}
 
 
-def _error(kind: ErrorType, message: str, details: dict[str, Any] | None = None) -> dict:
-    return {"type": kind.value, "message": message, "details": details or {}}
-
-
 def classify(outcome: Outcome, timeout_seconds: float) -> tuple[str, dict[str, Any] | None]:
     """The run's end from what the job process did. A JobError's message is the user's;
     another exception is named by its type, its traceback being in the log."""
-    if outcome.stopped_for == "cancel":
-        return "CANCELLED", _error(ErrorType.CANCELLED, "Cancelled while running")
-    if outcome.stopped_for == "timeout":
-        return "FAILED", _error(
-            ErrorType.TIMEOUT,
-            f"Stopped after its timeout of {timeout_seconds:g} s",
-            {"timeout_seconds": timeout_seconds},
-        )
+    if (report := stopped(outcome, timeout_seconds)) is not None:
+        return report
     job_error = outcome.event("job_error")
     if job_error is not None:
-        return "FAILED", _error(ErrorType.JOB_ERROR, job_error.get("message", "")[:10000])
+        return "FAILED", error(ErrorType.JOB_ERROR, job_error.get("message", "")[:10000])
     exception = outcome.event("exception")
     if exception is not None:
         name = exception.get("type", "Exception")
-        return "FAILED", _error(
+        return "FAILED", error(
             ErrorType.JOB_EXCEPTION,
             f"The job raised {name}; its traceback is in the run's log",
             {"exception": name},
         )
     if outcome.event("finished") is None or outcome.returncode != 0:
-        return "FAILED", _error(
+        return "FAILED", error(
             ErrorType.CRASH,
             f"The job process ended abnormally (exit code {outcome.returncode})",
             {"exit_code": outcome.returncode, "last_lines": outcome.tail[-10:]},

@@ -29,8 +29,22 @@ GRIDLABD_CODES = {
 _QUOTED_PATH = re.compile(r"'([^'\s<>]*[./][^'\s<>]*)'")
 
 
-def _error(kind: ErrorType, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+def error(kind: ErrorType, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A run's error as the API takes it."""
     return {"type": kind.value, "message": message, "details": details or {}}
+
+
+def stopped(outcome: Outcome, timeout_seconds: float) -> Report | None:
+    """How a run ended that its worker stopped (cancel or timeout), whatever kind it is."""
+    if outcome.stopped_for == "cancel":
+        return "CANCELLED", error(ErrorType.CANCELLED, "Cancelled while running")
+    if outcome.stopped_for == "timeout":
+        return "FAILED", error(
+            ErrorType.TIMEOUT,
+            f"Stopped after its timeout of {timeout_seconds:g} s",
+            {"timeout_seconds": timeout_seconds},
+        )
+    return None
 
 
 def _exit_details(outcome: Outcome) -> dict[str, Any]:
@@ -43,17 +57,11 @@ def _exit_details(outcome: Outcome) -> dict[str, Any]:
 
 def classify(outcome: Outcome, timeout_seconds: float) -> Report:
     """Return (state, error) for the API from the simulation's outcome."""
-    if outcome.stopped_for == "cancel":
-        return "CANCELLED", _error(ErrorType.CANCELLED, "Cancelled while running")
-    if outcome.stopped_for == "timeout":
-        return "FAILED", _error(
-            ErrorType.TIMEOUT,
-            f"Stopped after its timeout of {timeout_seconds:g} s",
-            {"timeout_seconds": timeout_seconds},
-        )
+    if (report := stopped(outcome, timeout_seconds)) is not None:
+        return report
     if outcome.event("sandbox_unavailable"):
         message = outcome.event("sandbox_unavailable")["message"]
-        return "FAILED", _error(ErrorType.INFRASTRUCTURE_ERROR, f"Worker cannot sandbox: {message}")
+        return "FAILED", error(ErrorType.INFRASTRUCTURE_ERROR, f"Worker cannot sandbox: {message}")
     refused = outcome.event("parameter_refused")
     if refused is not None:
         return "FAILED", _parameter_error(refused)
@@ -63,7 +71,7 @@ def classify(outcome: Outcome, timeout_seconds: float) -> Report:
     if ran is not None and ran.get("code") != 0:
         return "FAILED", _run_error(outcome, ran.get("code"))
     if ran is None or outcome.returncode != 0:
-        return "FAILED", _error(
+        return "FAILED", error(
             ErrorType.CRASH,
             f"The simulation process ended abnormally ({_describe_exit(outcome.returncode)})",
             _exit_details(outcome),
@@ -73,7 +81,7 @@ def classify(outcome: Outcome, timeout_seconds: float) -> Report:
 
 def _parameter_error(refused: dict[str, Any]) -> dict[str, Any]:
     name, value = refused.get("name"), refused.get("value")
-    return _error(
+    return error(
         ErrorType.PARAMETER_ERROR,
         f"Parameter {name}: GridLAB-D could not set its global {name} to {value!r}; give a "
         "value of that global's type, or another name if the parameter is for the model",
@@ -90,8 +98,8 @@ def _load_error(outcome: Outcome) -> dict[str, Any]:
     details = {**_exit_details(outcome), "messages": _listed(outcome)}
     if first is None:
         last = outcome.tail[-1] if outcome.tail else "no message"
-        return _error(ErrorType.MODEL_ERROR, f"The model failed to load: {last}", details)
-    return _error(ErrorType.MODEL_ERROR, *_cause(first, outcome, details))
+        return error(ErrorType.MODEL_ERROR, f"The model failed to load: {last}", details)
+    return error(ErrorType.MODEL_ERROR, *_cause(first, outcome, details))
 
 
 def _run_error(outcome: Outcome, code: int | None) -> dict[str, Any]:
@@ -109,11 +117,11 @@ def _run_error(outcome: Outcome, code: int | None) -> dict[str, Any]:
     }
     if first is None:
         name = details["gridlabd_code_name"]
-        return _error(
+        return error(
             ErrorType.SIMULATION_ERROR, f"GridLAB-D stopped with code {code} ({name})", details
         )
     kind = ErrorType.MODEL_ERROR if first.get("context") == "INIT" else ErrorType.SIMULATION_ERROR
-    return _error(kind, *_cause(first, outcome, details))
+    return error(kind, *_cause(first, outcome, details))
 
 
 def _cause(
