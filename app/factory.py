@@ -130,18 +130,29 @@ def register_blueprints(app: Flask) -> None:
     from app.pipelines.routes import blp as pipelines_blp
     from app.pipelines.routes import worker_blp as pipeline_worker_blp
     from app.runs.worker_routes import blp as run_worker_blp
+    from app.schedules.routes import blp as schedules_blp
     from app.workflows.routes import blp as workflows_blp
+
+    register_schedule_targets()
 
     blueprints = (
         home_blp,
         health_blp,
         pipelines_blp,
         workflows_blp,
+        schedules_blp,
         run_worker_blp,
         pipeline_worker_blp,
     )
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
+
+
+def register_schedule_targets() -> None:
+    """Each domain that schedules can start registers itself when imported
+    (app/schedules/targets.py); the schedules domain names none of them."""
+    import app.pipelines.schedule_target  # noqa: F401
+    import app.workflows.schedule_target  # noqa: F401
 
 
 def register_swagger_ui(app: Flask) -> None:
