@@ -30,6 +30,8 @@ STATEFUL_ACCEPTANCE = (
     "POST /api/v1.0/workflows",
     "PUT /api/v1.0/workflows/{workflow_id}",
     "POST /api/v1.0/workflows/{workflow_id}/runs",
+    "POST /api/v1.0/schedules",
+    "PUT /api/v1.0/schedules/{schedule_id}",
 )
 MAX_EXAMPLES = 8
 
@@ -90,7 +92,9 @@ def load_schema(app: Flask, client_key: str, worker_key: str) -> Any:
                     # files (its model must be one), the deployment's outbound allow-lists
                     # (URLs resolving to internal addresses, s3 buckets not listed), and the
                     # workflow's own graph (pipelines that exist, unique node names, edges to
-                    # nodes it has). tests/workflows and tests/api cover each 422 and that
+                    # nodes it has), and a schedule's (a cron expression cronsim reads, a
+                    # zone tzdata has, one of cron and interval, a target that exists and a
+                    # run body its create-run accepts). Tests cover each 422 and that
                     # valid ones are accepted; every other check still applies here.
                     "include-name": list(STATEFUL_ACCEPTANCE),
                     "checks": {

@@ -29,6 +29,7 @@ OPERATIONS = {
     "listWorkflows", "createWorkflow", "getWorkflow", "replaceWorkflow", "deleteWorkflow",
     "listWorkflowRuns", "createWorkflowRun", "getWorkflowRun", "cancelWorkflowRun",
     "retryWorkflowRun", "listWorkflowRunLogs", "downloadWorkflowRunArtifact",
+    "listSchedules", "createSchedule", "getSchedule", "replaceSchedule", "deleteSchedule",
 }  # fmt: skip
 PUBLIC = {"getHome", "getLiveness", "getReadiness"}
 
@@ -213,7 +214,9 @@ def test_prefilled_bodies_are_accepted(spec, client, client_headers, worker_head
         n for n, (_, _, op) in ops.items() if "application/json" in str(op.get("requestBody"))
     }
     # These bodies name other resources (a pipeline, a workflow) that an example cannot know.
-    naming_others = {"createWorkflow", "replaceWorkflow", "createWorkflowRun"}
+    naming_others = {
+        "createWorkflow", "replaceWorkflow", "createWorkflowRun", "createSchedule", "replaceSchedule"
+    }
     assert with_body - naming_others == set(order)
     for name in order:
         method, path, operation = ops[name]
