@@ -76,7 +76,9 @@ CLAIM_LINKS = {
 
 @blp.route("/<run_id>/claim")
 class Claim(WorkerView):
-    @blp.arguments(ClaimSchema, example={"worker_id": "worker-1", "claim_token": "3f1c2b9e8d7a4c5b"})
+    @blp.arguments(
+        ClaimSchema, example={"worker_id": "worker-1", "claim_token": "3f1c2b9e8d7a4c5b"}
+    )
     @blp.response(200, ClaimResponseSchema)
     @_stale("Not claimable: cancelled, taken, or backing off")
     @blp.doc(operationId="claimRun", responses={200: {"links": CLAIM_LINKS}})

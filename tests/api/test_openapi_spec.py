@@ -215,7 +215,11 @@ def test_prefilled_bodies_are_accepted(spec, client, client_headers, worker_head
     }
     # These bodies name other resources (a pipeline, a workflow) that an example cannot know.
     naming_others = {
-        "createWorkflow", "replaceWorkflow", "createWorkflowRun", "createSchedule", "replaceSchedule"
+        "createWorkflow",
+        "replaceWorkflow",
+        "createWorkflowRun",
+        "createSchedule",
+        "replaceSchedule",
     }
     assert with_body - naming_others == set(order)
     for name in order:

@@ -70,9 +70,7 @@ def test_three_schedulers_start_each_fire_time_once(tmp_path):
                 "SCHEDULE_TICK_SECONDS": "0.05",
                 "LOG_LEVEL": "WARNING",
             }
-            processes = [
-                _scheduler(env, tmp_path / f"scheduler{n}.log") for n in range(PROCESSES)
-            ]
+            processes = [_scheduler(env, tmp_path / f"scheduler{n}.log") for n in range(PROCESSES)]
             deadline = time.monotonic() + 60
             while True:  # until every schedule has had FIRES_EACH fire times
                 db.session.remove()
@@ -110,9 +108,7 @@ def _fired(ids: list[str]) -> set[str]:
 
 def _check_exactly_once(ids: list[str]) -> None:
     runs = db.session.scalars(select(PipelineRun)).all()
-    per_fire = Counter(
-        (run.started_by["schedule_id"], run.started_by["fire_time"]) for run in runs
-    )
+    per_fire = Counter((run.started_by["schedule_id"], run.started_by["fire_time"]) for run in runs)
     assert per_fire and max(per_fire.values()) == 1, [k for k, n in per_fire.items() if n > 1]
     fires = db.session.scalars(select(ScheduleFire)).all()
     assert {f.outcome for f in fires} == {FireOutcome.STARTED}

@@ -36,7 +36,9 @@ def _runs(schedule_id: str) -> list[PipelineRun]:
     return [r for r in runs if (r.started_by or {}).get("schedule_id") == schedule_id]
 
 
-def test_a_due_fire_time_starts_one_run_with_the_schedule_body(app, client, client_headers, schedule):
+def test_a_due_fire_time_starts_one_run_with_the_schedule_body(
+    app, client, client_headers, schedule
+):
     now = _minute(utcnow()) + timedelta(seconds=5)
     _due_since(schedule["id"], _minute(now))
     started = tick(db.session, _settings(app), now=now)
@@ -53,7 +55,9 @@ def test_a_due_fire_time_starts_one_run_with_the_schedule_body(app, client, clie
     assert shown["fires"][0]["run_url"].endswith(f"/runs/{run.id}")
     got = client.get(shown["fires"][0]["run_url"], headers=client_headers).get_json()
     assert got["started_by"]["schedule_id"] == schedule["id"]
-    assert datetime.fromisoformat(shown["next_fire_times"][0]) == _minute(now) + timedelta(minutes=1)
+    assert datetime.fromisoformat(shown["next_fire_times"][0]) == _minute(now) + timedelta(
+        minutes=1
+    )
 
 
 def test_a_fire_time_claimed_already_starts_nothing(app, schedule):
@@ -92,7 +96,9 @@ def test_missed_fire_times_run_once_by_default(app, client, client_headers, sche
 def test_missed_fire_times_are_skipped_with_the_skip_policy(app, client, client_headers, schedule):
     url = f"{API}/{schedule['id']}"
     body = {k: schedule[k] for k in ("name", "cron", "timezone", "target")}
-    assert client.put(url, json={**body, "misfire": "skip"}, headers=client_headers).status_code == 200
+    assert (
+        client.put(url, json={**body, "misfire": "skip"}, headers=client_headers).status_code == 200
+    )
     now = _minute(utcnow()) + timedelta(seconds=5)
     _due_since(schedule["id"], _minute(now) - timedelta(minutes=30))
     started = tick(db.session, _settings(app), now=now)
@@ -105,7 +111,9 @@ def test_missed_fire_times_are_skipped_with_the_skip_policy(app, client, client_
     assert "30 fire time(s)" in fires[1]["message"]
 
 
-def test_a_paused_schedule_does_not_fire_and_resumes_from_now(app, client, client_headers, schedule):
+def test_a_paused_schedule_does_not_fire_and_resumes_from_now(
+    app, client, client_headers, schedule
+):
     url = f"{API}/{schedule['id']}"
     body = {k: schedule[k] for k in ("name", "cron", "timezone", "target", "misfire")}
     client.put(url, json={**body, "enabled": False}, headers=client_headers)
@@ -136,7 +144,9 @@ def test_a_target_that_cannot_start_is_a_failed_fire(app, client, client_headers
     assert len(shown["next_fire_times"]) == 5
 
 
-def test_a_workflow_schedule_starts_a_workflow_run(app, client, client_headers, pipeline, model_file):
+def test_a_workflow_schedule_starts_a_workflow_run(
+    app, client, client_headers, pipeline, model_file
+):
     workflow = client.post(
         "/api/v1.0/workflows",
         json={"name": "w", "nodes": [{"name": "a", "pipeline_id": pipeline["id"]}]},
