@@ -57,6 +57,22 @@ def _read_extensions(node: Any) -> None:
             _read_extensions(value)
 
 
+def _link_schedules_to_pipelines(spec: dict[str, Any]) -> None:
+    """A schedule names the pipeline it starts inside its body (``target.id``), where no
+    fuzzer can guess an id: a link from a created pipeline gives it one, so the stateful
+    phase creates schedules and follows their own links (get, replace, delete)."""
+    created = spec["paths"]["/api/v1.0/pipelines"]["post"]["responses"]["201"]
+    created.setdefault("links", {})["createSchedule"] = {
+        "operationId": "createSchedule",
+        "requestBody": {
+            "name": "fuzzed",
+            "interval_seconds": 3600,
+            "target": {"type": "pipeline", "id": "$response.body#/id"},
+        },
+        "x-schemathesis": {"merge_body": False},
+    }
+
+
 def _repeats_input_names(case: Any) -> bool:
     """``x-uniqueItemsBy: name`` on run inputs: a rule JSON Schema cannot state."""
     inputs = case.body.get("inputs") if isinstance(case.body, dict) else None
@@ -108,6 +124,7 @@ def load_schema(app: Flask, client_key: str, worker_key: str) -> Any:
     )
     raw = app.test_client().get("/apispec.json").get_json()
     _read_extensions(raw)
+    _link_schedules_to_pipelines(raw)
     schema = schemathesis.openapi.from_dict(raw, config=config)
     schema.app, schema.location = app, "/apispec.json"
 
