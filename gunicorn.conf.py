@@ -1,7 +1,8 @@
 """gunicorn settings for production: ``gunicorn -c gunicorn.conf.py 'app:create_app()'``.
 
 Each API worker process also runs the sweeper thread (when SWEEPER_ENABLED); sweeps lock
-runs with SKIP LOCKED, so several sweepers never do the same work twice.
+runs with SKIP LOCKED, so several sweepers never do the same work twice. Likewise the
+scheduler thread (when SCHEDULER_ENABLED): a fire time starts one run however many tick.
 """
 
 import os
@@ -18,10 +19,14 @@ control_socket_disable = True
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]
     from app.runs.sweeper import start_sweeper
+    from app.schedules.firing import start_scheduler
 
     app = worker.wsgi
     flask_app = getattr(app, "callable", None) or app
     settings = getattr(flask_app, "config", {}).get("SETTINGS")
-    # None: a host app that embeds the service (app/embedding.py) starts its own sweeper.
-    if settings is not None and settings.SWEEPER_ENABLED:
+    if settings is None:  # a host app embedding the service starts them (app/embedding.py)
+        return
+    if settings.SWEEPER_ENABLED:
         start_sweeper(flask_app)
+    if settings.SCHEDULER_ENABLED:
+        start_scheduler(flask_app)

@@ -23,6 +23,7 @@ from app.auth.services import create_application_key
 from app.config import Settings
 from app.extensions import db
 from app.runs.sweeper import start_sweeper
+from app.schedules.firing import start_scheduler
 from app.timeutil import utcnow
 
 EMBEDDED_WORKER_KEY = "embedded-worker"
@@ -70,6 +71,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if settings.SWEEPER_ENABLED:
         start_sweeper(app)
+    if settings.SCHEDULER_ENABLED:
+        start_scheduler(app)
     app.run(host=settings.HOST, port=settings.PORT, threaded=True, use_reloader=False)
 
 

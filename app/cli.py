@@ -1,4 +1,4 @@
-"""``flask`` commands: API keys and the sweeper."""
+"""``flask`` commands: API keys, the sweeper and the scheduler."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from app.auth.services import create_application_key
 from app.errors import DomainError
 from app.extensions import db
 from app.runs.sweeper import start_sweeper, sweep_once
+from app.schedules.firing import start_scheduler, tick
 
 
 def register_commands(app: Flask) -> None:
     app.cli.add_command(create_key_command)
     app.cli.add_command(sweep_command)
+    app.cli.add_command(schedule_command)
 
 
 @click.command("create-application-key")
@@ -40,3 +42,13 @@ def sweep_command(loop: bool) -> None:
         return
     start_sweeper(current_app._get_current_object()).join()  # type: ignore[attr-defined]
     threading.Event().wait()
+
+
+@click.command("schedule")
+@click.option("--loop", is_flag=True, help="Keep ticking every SCHEDULE_TICK_SECONDS.")
+def schedule_command(loop: bool) -> None:
+    """Start the runs of due schedules (any number of schedulers may run at once)."""
+    if not loop:
+        click.echo({"started": tick(db.session, current_app.config["SETTINGS"])})
+        return
+    start_scheduler(current_app._get_current_object()).join()  # type: ignore[attr-defined]

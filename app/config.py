@@ -78,6 +78,10 @@ class Settings:
     TIMEOUT_GRACE_SECONDS: int = 30
     SWEEPER_ENABLED: bool = True
     MIGRATIONS_VERSION_TABLE: str = "alembic_version"
+    SCHEDULER_ENABLED: bool = True
+    SCHEDULE_TICK_SECONDS: float = 1.0
+    SCHEDULE_MISFIRE_GRACE_SECONDS: int = 60
+    SCHEDULE_MIN_INTERVAL_SECONDS: int = 60
 
     CALLBACK_SIGNING_SECRET: str = ""
     OUTBOUND_ALLOWED_HOSTS: str = ""

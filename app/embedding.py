@@ -12,7 +12,7 @@ See docs/adr/0020-embedding.md.
     host = Flask(__name__)
     jobs = JobService(host, prefix="/jobs")      # or JobService(prefix=...).init_app(host)
     jobs.upgrade()                                # create or migrate the service's tables
-    jobs.start_sweeper()                          # in each process that serves requests
+    jobs.start_background()                       # in each process that serves requests
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from app.config import Settings
 from app.factory import create_app
 from app.runs.sweeper import start_sweeper
+from app.schedules.firing import start_scheduler
 
 # One or more path segments, none of them "." or "..".
 _PREFIX = re.compile(r"(/(?!\.\.?(/|$))[A-Za-z0-9._~-]+)+")
@@ -49,7 +50,7 @@ class JobService:
         self.prefix = prefix
         self.settings = settings or Settings.from_env()
         self.app = create_app(self.settings, mounted_at=prefix)
-        self._sweeper: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         if host is not None:
             self.init_app(host)
 
@@ -66,7 +67,12 @@ class JobService:
         with self.app.app_context():
             upgrade()
 
-    def start_sweeper(self) -> None:
-        """Start the run sweeper thread (leases, retries, callbacks) if SWEEPER_ENABLED."""
-        if self.settings.SWEEPER_ENABLED and self._sweeper is None:
-            self._sweeper = start_sweeper(self.app)
+    def start_background(self) -> None:
+        """Start the sweeper (leases, retries, callbacks) and the scheduler threads, as
+        SWEEPER_ENABLED and SCHEDULER_ENABLED say; once per process."""
+        if self._threads:
+            return
+        if self.settings.SWEEPER_ENABLED:
+            self._threads.append(start_sweeper(self.app))
+        if self.settings.SCHEDULER_ENABLED:
+            self._threads.append(start_scheduler(self.app))

@@ -35,7 +35,8 @@ class ErrorCode(str, enum.Enum):
     STALE_ATTEMPT = "STALE_ATTEMPT"  # a worker write from an attempt that lost the run
     LOG_GAP = "LOG_GAP"  # log lines would leave a hole; ``errors.first_seq`` says where
     RUN_NOT_FINISHED = "RUN_NOT_FINISHED"  # delete while a run is unfinished
-    PIPELINE_IN_USE = "PIPELINE_IN_USE"  # delete of a pipeline a workflow uses
+    PIPELINE_IN_USE = "PIPELINE_IN_USE"  # delete of a pipeline a workflow or schedule uses
+    WORKFLOW_IN_USE = "WORKFLOW_IN_USE"  # delete of a workflow a schedule starts
     IDEMPOTENCY_MISMATCH = "IDEMPOTENCY_MISMATCH"  # key reused with another body
     IDEMPOTENCY_IN_PROGRESS = "IDEMPOTENCY_IN_PROGRESS"  # first request still running
     INTERNAL_ERROR = "INTERNAL_ERROR"

@@ -149,7 +149,10 @@ def register_blueprints(app: Flask) -> None:
     from app.pipelines.routes import blp as pipelines_blp
     from app.pipelines.routes import worker_blp as pipeline_worker_blp
     from app.runs.worker_routes import blp as run_worker_blp
+    from app.schedules.routes import blp as schedules_blp
     from app.workflows.routes import blp as workflows_blp
+
+    register_schedule_targets()
 
     blueprints = (
         home_blp,
@@ -158,6 +161,7 @@ def register_blueprints(app: Flask) -> None:
         workflows_blp,
         jobs_blp,
         flows_blp,
+        schedules_blp,
         run_worker_blp,
         pipeline_worker_blp,
         job_worker_blp,
@@ -168,6 +172,13 @@ def register_blueprints(app: Flask) -> None:
     from app.page.routes import blp as page_blp
 
     app.register_blueprint(page_blp)
+
+
+def register_schedule_targets() -> None:
+    """Each domain that schedules can start registers itself when imported
+    (app/schedules/targets.py); the schedules domain names none of them."""
+    import app.pipelines.schedule_target  # noqa: F401
+    import app.workflows.schedule_target  # noqa: F401
 
 
 def register_swagger_ui(app: Flask) -> None:

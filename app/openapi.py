@@ -210,11 +210,28 @@ class ServiceApi(Api):
         settings = self._app.config["SETTINGS"]
 
         def settings_bounds(_converter: Any, field: fields.Field, **_: Any) -> dict[str, Any]:
-            """``metadata={"maximum_setting": NAME}``: the bound is that setting's value."""
-            name = field.metadata.get("maximum_setting")
-            return {"maximum": getattr(settings, name)} if name else {}
+            """``metadata={"maximum_setting": NAME}`` (or ``minimum_setting``): the bound is
+            that setting's value."""
+            bounds = {}
+            for bound in ("maximum", "minimum"):
+                name = field.metadata.get(f"{bound}_setting")
+                if name:
+                    bounds[bound] = getattr(settings, name)
+            return bounds
 
-        for function in (_nullable_nested, _json_object, _enum_type, _no_nul, settings_bounds):
+        def registered_enum(_converter: Any, field: fields.Field, **_: Any) -> dict[str, Any]:
+            """``metadata={"enum_of": callable}``: the choices registered when the app is built."""
+            choices = field.metadata.get("enum_of")
+            return {"enum": choices()} if choices else {}
+
+        for function in (
+            _nullable_nested,
+            _json_object,
+            _enum_type,
+            _no_nul,
+            settings_bounds,
+            registered_enum,
+        ):
             self.ma_plugin.converter.add_attribute_function(function)
         for name, component in JSON_SCHEMAS.items():
             self.spec.components.schema(name, component)

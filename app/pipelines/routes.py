@@ -113,7 +113,11 @@ class Pipeline(ClientView):
         return pipeline
 
     @blp.response(204)
-    @blp.alt_response(409, schema=ErrorSchema, description="A run of it is unfinished")
+    @blp.alt_response(
+        409,
+        schema=ErrorSchema,
+        description="A run of it is unfinished, or a workflow or schedule uses it",
+    )
     @blp.doc(operationId="deletePipeline")
     def delete(self, pipeline_id: str) -> None:
         """Delete a pipeline, its files and its finished runs (409 while a run is unfinished)."""

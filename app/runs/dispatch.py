@@ -64,3 +64,14 @@ def follow_up(session: Session, run_id: str) -> None:
         if parent.state.is_final or parent.state is RunState.CANCELLING:
             cancel_children(session, parent.id)
         publish_ready_children(session, parent.id)
+
+
+def publish_new(session: Session, run_id: str) -> None:
+    """Publish a run created outside a request (a schedule's), and what it started."""
+    run = session.get(Run, run_id)
+    if run is None:
+        return
+    if run.task_name and run.state is RunState.READY and run.dispatched_at is None:
+        if broker.publish(run):  # else the sweeper publishes it when the broker is back
+            session.commit()
+    follow_up(session, run_id)

@@ -52,6 +52,10 @@ class Run(db.Model):
         ForeignKey("runs.id", ondelete="SET NULL"), index=True
     )
 
+    # What started the run when no client request did, e.g. {"schedule_id", "fire_time"};
+    # set by whoever starts it, never read by the machinery.
+    started_by: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
     timeout_seconds: Mapped[int] = mapped_column(Integer)
     max_retries: Mapped[int] = mapped_column(Integer, default=0)
     retry_backoff_seconds: Mapped[float] = mapped_column(Float, default=10.0)

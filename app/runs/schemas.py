@@ -76,6 +76,13 @@ class RunFieldsSchema(Schema):
     progress = fields.Nested(ProgressSchema, allow_none=True)
     error = fields.Nested(RunErrorSchema, allow_none=True)
     callback_url = fields.String(allow_none=True)
+    started_by = fields.Dict(
+        allow_none=True,
+        metadata={
+            "description": "What started the run if not a client's request: a schedule "
+            "(`{schedule_id, fire_time}`); null otherwise"
+        },
+    )
     created_at = fields.DateTime()
     started_at = fields.DateTime(allow_none=True)
     finished_at = fields.DateTime(allow_none=True)

@@ -81,7 +81,9 @@ class WorkflowDetail(ClientView):
         return workflow
 
     @blp.response(204)
-    @blp.alt_response(409, schema=ErrorSchema, description="A run of it is unfinished")
+    @blp.alt_response(
+        409, schema=ErrorSchema, description="A run of it is unfinished, or a schedule starts it"
+    )
     @blp.doc(operationId="deleteWorkflow")
     def delete(self, workflow_id: str) -> None:
         """Delete a workflow and its runs (409 while a run is unfinished)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from blinker import Namespace
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -24,6 +25,11 @@ from app.workflows.models import (
     WorkflowPipeline,
     WorkflowRun,
 )
+
+_signals = Namespace()
+#: Sent (with ``session``) before a workflow is deleted; a domain that uses workflows
+#: (schedules) refuses the delete by raising a DomainError. Workflows never import it.
+workflow_deleting = _signals.signal("workflow-deleting")
 
 
 def _validate(session: Session, nodes: list[dict[str, Any]]) -> None:
@@ -87,6 +93,7 @@ def _record_uses(workflow: Workflow) -> None:
 def delete_workflow(session: Session, workflow: Workflow) -> None:
     """Delete a workflow and its runs (409 while one is unfinished). Its node runs stay
     with their pipelines (a workflow run has no stored artifacts of its own)."""
+    workflow_deleting.send(workflow, session=session)
     delete_runs(
         session,
         select(WorkflowRun.id).where(WorkflowRun.workflow_id == workflow.id),
@@ -110,16 +117,21 @@ def _refuse_pipeline_delete(pipeline: Pipeline, session: Session, **_: Any) -> N
         )
 
 
+def unknown_nodes(workflow: Workflow, data: dict[str, Any]) -> dict[str, Any]:
+    """Per field of a run body, the node names it gives that the workflow lacks."""
+    names = {node["name"] for node in workflow.nodes}
+    errors = {
+        field: {name: ["No such node"] for name in data.get(field, {}) if name not in names}
+        for field in ("parameters", "inputs")
+    }
+    return {field: value for field, value in errors.items() if value}
+
+
 def create_run(
     session: Session, workflow: Workflow, data: dict[str, Any], settings: Settings
 ) -> WorkflowRun:
     """Start a run of the workflow as defined now; its root nodes start at once."""
-    names = {node["name"] for node in workflow.nodes}
-    errors = {
-        field: {name: ["No such node"] for name in data[field] if name not in names}
-        for field in ("parameters", "inputs")
-    }
-    errors = {field: value for field, value in errors.items() if value}
+    errors = unknown_nodes(workflow, data)
     if errors:
         raise ValidationFailed("Parameters or inputs name nodes the workflow lacks", errors)
     run = WorkflowRun(

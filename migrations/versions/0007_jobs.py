@@ -1,7 +1,7 @@
 """python job kinds: job runs, and which workers run which kinds
 
 Revision ID: 0007_jobs
-Revises: 0005_flows
+Revises: 0006_schedules
 Create Date: 2026-11-25 11:15:00
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = "0007_jobs"
-down_revision = "0005_flows"
+down_revision = "0006_schedules"
 branch_labels = None
 depends_on = None
 

@@ -29,6 +29,11 @@ CLIENT_ENDPOINTS = [
     ("post", "/api/v1.0/workflows/w1/runs/r1/cancel"),
     ("post", "/api/v1.0/workflows/w1/runs/r1/retry"),
     ("get", "/api/v1.0/workflows/w1/runs/r1/logs"),
+    ("get", "/api/v1.0/schedules"),
+    ("post", "/api/v1.0/schedules"),
+    ("get", "/api/v1.0/schedules/s1"),
+    ("put", "/api/v1.0/schedules/s1"),
+    ("delete", "/api/v1.0/schedules/s1"),
 ]
 WORKER_ENDPOINTS = [
     ("post", "/api/v1.0/worker/runs/r1/claim"),

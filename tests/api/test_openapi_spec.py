@@ -35,6 +35,7 @@ OPERATIONS = {
     "testDataStore", "listFlowInputs", "createFlowInput", "getFlowInput",
     "listFlows", "createFlow", "getFlow", "cancelFlow", "cancelFlowByPath", "listFlowLogs",
     "downloadFlowArtifact", "reportFlowSteps",
+    "listSchedules", "createSchedule", "getSchedule", "replaceSchedule", "deleteSchedule",
 }  # fmt: skip
 PUBLIC = {"getHome", "getLiveness", "getReadiness"}
 
@@ -220,7 +221,8 @@ def test_prefilled_bodies_are_accepted(spec, client, client_headers, worker_head
     }
     # These bodies name other resources (a pipeline, a workflow) that an example cannot know.
     naming_others = {"createWorkflow", "replaceWorkflow", "createWorkflowRun", "createFlowInput",
-                     "createFlow", "replaceDataStore", "reportFlowSteps"}  # fmt: skip
+                     "createFlow", "replaceDataStore", "reportFlowSteps", "createSchedule",
+                     "replaceSchedule"}  # fmt: skip
     assert with_body - naming_others == set(order)
     for name in order:
         method, path, operation = ops[name]

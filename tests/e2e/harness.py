@@ -39,6 +39,7 @@ FAST_RECOVERY = {
     "REDISPATCH_AFTER_SECONDS": "10",
     "TIMEOUT_GRACE_SECONDS": "5",
     "WORKER_HEARTBEAT_SECONDS": "1",
+    "SCHEDULE_MIN_INTERVAL_SECONDS": "1",  # schedules as often as a test needs
 }
 
 # Test servers that runs may legitimately reach (inputs, callbacks) listen on this loopback

@@ -55,5 +55,5 @@ def create_host_app() -> Flask:
         host_db.create_all()
     jobs = JobService(host, prefix=PREFIX)
     jobs.upgrade()
-    jobs.start_sweeper()
+    jobs.start_background()
     return host
