@@ -177,6 +177,8 @@ def register_blueprints(app: Flask) -> None:
 def register_schedule_targets() -> None:
     """Each domain that schedules can start registers itself when imported
     (app/schedules/targets.py); the schedules domain names none of them."""
+    import app.flows.schedule_target  # noqa: F401
+    import app.jobs.schedule_target  # noqa: F401
     import app.pipelines.schedule_target  # noqa: F401
     import app.workflows.schedule_target  # noqa: F401
 

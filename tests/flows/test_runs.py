@@ -5,6 +5,10 @@ logs; secrets appear only in the claim answer."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
+
+from app.extensions import db
+from app.schedules.firing import tick
 
 # The ``stores`` fixture and the app with flow settings come from test_api / conftest.
 from tests.flows.test_api import (
@@ -101,3 +105,20 @@ def test_cancel_ready_flow_and_unknown_ids(client, client_headers, stores):  # n
     assert missing.get_json()["errors"]["json"]["flow_input_id"]
     assert client.get(f"{API}/flows/nope", headers=client_headers).status_code == 404
     assert client.post(f"{API}/flows/cancel/nope", headers=client_headers).status_code == 404
+
+
+def test_a_schedule_starts_a_flow(app, client, client_headers, stores):  # noqa: F811
+    flow_input_id = _flow_input(client, client_headers, stores)
+    target = {"type": "flow_input", "id": "no-such-input", "run": {}}
+    body = {"name": "hourly", "cron": "0 * * * *", "target": target}
+    missing = client.post(f"{API}/schedules", json=body, headers=client_headers)
+    assert missing.status_code == 422 and "no-such-input" in str(missing.get_json()["errors"])
+
+    target["id"] = flow_input_id
+    schedule = client.post(f"{API}/schedules", json=body, headers=client_headers).get_json()
+    first = datetime.fromisoformat(schedule["next_fire_times"][0])
+    started = tick(db.session, app.config["SETTINGS"], now=first + timedelta(seconds=1))
+    assert len(started) == 1
+    run = client.get(f"{API}/flows/{started[0]}", headers=client_headers).get_json()
+    assert run["flow_input_id"] == flow_input_id and run["state"] == "READY"
+    assert run["started_by"]["schedule_id"] == schedule["id"]

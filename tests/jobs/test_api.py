@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
+
+from app.extensions import db
+from app.schedules.firing import tick
 
 KINDS = "/api/v1.0/job-kinds"
 REPORT = f"{KINDS}/voltage_report"
@@ -151,3 +156,25 @@ def test_workflow_job_nodes_are_checked(client, client_headers, node, field, rea
     errors = response.get_json()["errors"]
     found = errors.get("json", errors)["nodes"]["0"]
     assert reason in str(found[field])
+
+
+def test_a_schedule_starts_a_job_run_with_checked_parameters(app, client, client_headers):
+    target = {"type": "job_kind", "id": "voltage_report", "run": {"parameters": {}}}
+    body = {"name": "nightly report", "cron": "@daily", "target": target}
+    bad = client.post("/api/v1.0/schedules", json=body, headers=client_headers)
+    assert bad.status_code == 422, bad.get_json()
+    assert "nominal_voltage" in str(bad.get_json()["errors"]["target"]["run"]["parameters"])
+    unknown = {**body, "target": {**target, "id": "nope"}}
+    missing = client.post("/api/v1.0/schedules", json=unknown, headers=client_headers)
+    assert missing.status_code == 422 and "nope" in str(missing.get_json()["errors"]["target"])
+
+    target["run"] = {"parameters": {"nominal_voltage": 2401.7771}}
+    schedule = client.post("/api/v1.0/schedules", json=body, headers=client_headers).get_json()
+    first = datetime.fromisoformat(schedule["next_fire_times"][0])
+    started = tick(db.session, app.config["SETTINGS"], now=first + timedelta(seconds=1))
+    assert len(started) == 1
+    run = client.get(f"{REPORT}/runs/{started[0]}", headers=client_headers).get_json()
+    assert run["parameters"] == {"nominal_voltage": 2401.7771}
+    assert run["started_by"]["schedule_id"] == schedule["id"]
+    shown = client.get(f"/api/v1.0/schedules/{schedule['id']}", headers=client_headers).get_json()
+    assert shown["fires"][0]["run_url"] == f"{REPORT}/runs/{started[0]}"
