@@ -77,7 +77,11 @@ def test_bad_timing_is_422_naming_the_field(
 @pytest.mark.parametrize(
     ("target", "where", "reason"),
     [
-        ({"type": "rocket", "id": "x"}, ("type",), "Must be one of: flow_input, job_kind, pipeline, workflow"),
+        (
+            {"type": "rocket", "id": "x"},
+            ("type",),
+            "Must be one of: flow_input, job_kind, pipeline, workflow",
+        ),
         ({"type": "pipeline", "id": "no-such-id"}, ("id",), "No pipeline no-such-id"),
         ({"type": "workflow", "id": "no-such-id"}, ("id",), "No workflow no-such-id"),
     ],
