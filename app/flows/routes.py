@@ -227,3 +227,9 @@ class FlowSteps(WorkerView):
         """Worker side: the flow's steps as they stand (state, rows, seconds)."""
         services.record_steps(db.session, run_id, data["attempt"], data["steps"])
         db.session.commit()
+
+
+# The page shows flows (app/flows/page.py registers their kind).
+from app.flows.page import register_page  # noqa: E402
+
+register_page()

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.errors import Conflict, ErrorCode, ValidationFailed
 from app.flows import connectors, locations, passwords, queries, sql
+from app.flows import steps as flow_steps
 from app.flows.models import (
     SERVER_ENGINES,
     DataStore,
@@ -150,7 +151,7 @@ def _source_tables(
         if store.engine is not Engine.CSV and source["files"]:
             where["files"] = ["A database store gives tables: name them in tables"]
         for item in source["tables"]:
-            names.append((item.get("name") or item["table"].rsplit(".", 1)[-1]).lower())
+            names.append(flow_steps.source_table_name(item).lower())
         names.extend(item["name"].lower() for item in source["files"])
     return names
 
@@ -262,7 +263,7 @@ def create_run(session: Session, data: dict[str, Any]) -> FlowRun:
         callback_url=data.get("callback_url"),
         timeout_seconds=flow_input.timeout_seconds,
         max_retries=0,
-        steps=[],
+        steps=flow_steps.plan(flow_input.sources, flow_input.order, flow_input.checks),
     )
     session.add(run)
     session.flush()

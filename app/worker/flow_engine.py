@@ -28,6 +28,7 @@ from typing import Any
 import duckdb
 
 from app.flows import connectors
+from app.flows import steps as flow_steps
 from app.flows.sql import quote
 from app.worker import flow_ingest, flow_publish
 from app.worker.console import marker
@@ -73,24 +74,11 @@ class FlowEngine:
         self.remote = flow_ingest.Remote()
         self._connection: Any = None
         self._connection_lock = threading.Lock()
-        self.steps = self._plan()
+        self.steps = flow_steps.plan(spec["sources"], spec["order"], spec["checks"])
         self.result: dict[str, Any] = {"state": "FAILED", "error": None}
         self.started = time.time()
 
     # --- steps ------------------------------------------------------------------------
-
-    def _plan(self) -> list[dict[str, Any]]:
-        steps = []
-        for source in self.spec["sources"]:
-            for item in source.get("tables", []):
-                name = item.get("name") or item["table"].rsplit(".", 1)[-1]
-                steps.append(_step(f"ingest {name}", "ingest"))
-            for item in source.get("files", []):
-                steps.append(_step(f"ingest {item['name']}", "ingest"))
-        steps += [_step(f"transform {name}", "transform") for name in self.spec["order"]]
-        steps += [_step(f"check {_check_label(c)}", "check") for c in self.spec["checks"]]
-        steps.append(_step("publish", "publish"))
-        return steps
 
     def _step(self, name: str) -> dict[str, Any]:
         return next(s for s in self.steps if s["name"] == name)
@@ -229,7 +217,7 @@ class FlowEngine:
         for source in self.spec["sources"]:
             store = source["store"]
             for item in source.get("tables", []):
-                name = item.get("name") or item["table"].rsplit(".", 1)[-1]
+                name = flow_steps.source_table_name(item)
                 self._run_step(
                     f"ingest {name}",
                     lambda n=name, t=item["table"], s=store: self._ingest_table(
@@ -305,7 +293,7 @@ class FlowEngine:
     def transform(self, connection: Any) -> None:
         sql_of = {t["name"].lower(): t["sql"] for t in self.spec["transforms"]}
         for name in self.spec["order"]:
-            sql = sql_of[name].strip().rstrip(";")
+            sql = sql_of[name].rstrip().rstrip(";")  # leading lines kept: errors count them
             self._run_step(
                 f"transform {name}", lambda n=name, s=sql: self._create(connection, n, s)
             )
@@ -322,7 +310,7 @@ class FlowEngine:
     def check(self, connection: Any) -> list[dict[str, Any]]:
         failures = []
         for check in self.spec["checks"]:
-            label = _check_label(check)
+            label = flow_steps.check_label(check)
 
             def work(c: dict[str, Any] = check, label: str = label) -> int:
                 bad, message = _run_check(connection, c)
@@ -386,18 +374,8 @@ class FlowEngine:
         (self.root / MANIFEST).write_text(json.dumps(self.manifest(), indent=2, default=str))
 
 
-def _step(name: str, kind: str) -> dict[str, Any]:
-    return {"name": name, "kind": kind, "state": "PENDING", "rows": None, "seconds": None,
-            "message": None}  # fmt: skip
-
-
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
-
-
-def _check_label(check: dict[str, Any]) -> str:
-    what = check.get("column") or ",".join(check.get("columns") or []) or ""
-    return f"{check['type']} {check['table']}" + (f".{what}" if what else "")
 
 
 def _run_check(connection: Any, check: dict[str, Any]) -> tuple[int, str | None]:

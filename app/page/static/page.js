@@ -106,7 +106,10 @@
         document.getElementById('error-message').textContent = d.error.message;
         var where = document.getElementById('error-where');
         var det = d.error.details || {};
-        where.textContent = det.file ? 'In ' + det.file + (det.line ? ', line ' + det.line : '') : '';
+        var what = det.file || (det.transform ? 'transform ' + det.transform : '');
+        where.textContent = what ? 'In ' + what + (det.line ? ', line ' + det.line : '') +
+          (det.column ? ', column ' + det.column : '') : '';
+        markSqlError(d.error);
       }
       var history = document.getElementById('history');
       history.replaceChildren.apply(history, d.history.map(function (c) {
@@ -233,6 +236,7 @@
         var key = names.join('\n');
         if (key === shown) return;
         shown = key;
+        section.hidden = !names.length;  /* no CSV, no plot to offer */
         var current = pick.value;
         pick.replaceChildren.apply(pick, names.map(function (n) { return el('option', { value: n }, n); }));
         if (names.indexOf(current) >= 0) pick.value = current;
@@ -303,6 +307,23 @@
     canvas.setAttribute('aria-label', 'Plot of ' + all.map(function (s) { return s.name; }).join(', ') + ' against ' + body.x);
   }
 
+  /* A SQL error's line, marked in its transform's SQL (the flow page; once). */
+  function markSqlError(error) {
+    var det = error.details || {};
+    if (error.type !== 'SQL_ERROR' || !det.transform || !det.line) return;
+    document.querySelectorAll('details.sql').forEach(function (box) {
+      if (box.dataset.transform !== det.transform) return;
+      box.open = true;
+      var line = box.querySelector('li[data-line="' + Number(det.line) + '"]');
+      if (!line || line.classList.contains('error-line')) return;
+      line.classList.add('error-line');
+      line.setAttribute('aria-current', 'true');
+      line.appendChild(document.createTextNode(' '));
+      line.appendChild(el('strong', { class: 'sql-marker' },
+        '\u25c0 error here' + (det.column ? ', column ' + det.column : '')));
+    });
+  }
+
   /* --- the DAG --- */
   function dagPainter() {
     var runHref = document.getElementById('dag-box').dataset.runHref;  /* carries any mount prefix */
@@ -317,7 +338,8 @@
         var many = node.instances.length > 1;
         a.setAttribute('class', 'node state-' + node.state);
         a.setAttribute('aria-label', node.name + ': ' + node.state);
-        a.querySelector('.state-text').textContent = node.state + (many ? ' · ' + node.instances.length + ' instances' : '');
+        var detail = node.detail !== undefined ? node.detail : (many ? ' · ' + node.instances.length + ' instances' : '');
+        a.querySelector('.state-text').textContent = node.state + detail;
         if (!many && node.instances.length && node.instances[0].run_id) {
           a.setAttribute('href', runHref + node.instances[0].run_id);
         }
@@ -325,6 +347,13 @@
         if (!tr) return;
         var first = tr.querySelector('td .state');
         first.textContent = node.state; first.className = 'state state-' + node.state;
+        tr.querySelectorAll('td[data-cell]').forEach(function (td) {  /* a flow's steps */
+          var value = node[td.dataset.cell];
+          if (value === null || value === undefined) td.textContent = '';
+          else if (td.dataset.cell === 'rows') td.textContent = Number(value).toLocaleString('en-US');
+          else if (td.dataset.cell === 'seconds') td.textContent = Number(value).toFixed(3);
+          else td.textContent = value;
+        });
         tr.querySelectorAll('.instance').forEach(function (span) {
           var item = node.instances[Number(span.dataset.instance)];
           var b = span.querySelector('.state');
