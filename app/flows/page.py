@@ -105,9 +105,7 @@ def _rerun(session: Session, run: Run) -> str:
     new = services.create_run(
         session, {"flow_input_id": run.flow_input_id, "callback_url": run.callback_url}
     )
-    session.commit()
-    if broker.publish(new):
-        session.commit()
+    broker.commit_and_publish(session, new)
     return new.id
 
 

@@ -177,9 +177,7 @@ class Flows(ClientView):
     def post(self, data: dict[str, Any]) -> Any:
         """Run a flow input. Send an Idempotency-Key header to make retries safe."""
         run = services.create_run(db.session, data)
-        db.session.commit()
-        if broker.publish(run):
-            db.session.commit()
+        broker.commit_and_publish(db.session, run)
         return (
             queries.get_run(db.session, run.id),
             201,

@@ -134,9 +134,7 @@ class JobRuns(ClientView):
         services.check_parameters(job_kind, data["parameters"], "json.parameters")
         settings = current_app.config["SETTINGS"]
         run = services.create_run(db.session, job_kind, kinds.queue_of(kind), data, settings)
-        db.session.commit()
-        if broker.publish(run):
-            db.session.commit()
+        broker.commit_and_publish(db.session, run)
         location = url_for(".JobRun", kind=kind, run_id=run.id)
         return _shown(queries.get_run(db.session, kind, run.id)), 201, {"Location": location}
 

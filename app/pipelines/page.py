@@ -32,9 +32,7 @@ def _describe(session: Session, ids: Sequence[str]) -> Mapping[str, str]:
 def _rerun(session: Session, run: Run) -> str:
     assert isinstance(run, PipelineRun)
     new = services.rerun(session, run)
-    session.commit()
-    if broker.publish(new):
-        session.commit()
+    broker.commit_and_publish(session, new)
     return new.id
 
 

@@ -190,9 +190,7 @@ class PipelineRuns(ClientView):
         pipeline = services.lock_pipeline(db.session, pipeline_id, shared=True)
         services.check_model_uploaded(pipeline)
         run = services.create_run(db.session, pipeline, data)
-        db.session.commit()
-        if broker.publish(run):
-            db.session.commit()
+        broker.commit_and_publish(db.session, run)
         location = url_for(".PipelineRun", pipeline_id=pipeline_id, run_id=run.id)
         return queries.get_run(db.session, pipeline_id, run.id), 201, {"Location": location}
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from celery import Celery
 from flask import Flask, current_app
+from sqlalchemy.orm import Session
 
 from app.celery_config import celery_settings
 from app.config import Settings
@@ -52,3 +53,11 @@ def publish(run: Run) -> bool:
         return False
     mark_dispatched(run)
     return True
+
+
+def commit_and_publish(session: Session, run: Run) -> None:
+    """Store a new run, then send its task (a task never names a run not yet committed);
+    ``dispatched_at`` is committed once the broker took it, else the sweeper sends it."""
+    session.commit()
+    if publish(run):
+        session.commit()
