@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timedelta
 
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 BATCH = 100  # schedules per tick
 MAX_FIRES = 100  # on-time fire times of one schedule per tick (the rest: next tick)
 MISSED_COUNT_CAP = 100_000
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 def tick(session: Session, settings: Settings, now: datetime | None = None) -> list[str]:
@@ -151,16 +153,35 @@ def _start(
     return [run.id]
 
 
+def prune_fires(session: Session, settings: Settings, now: datetime | None = None) -> int:
+    """Delete the records of fire times older than SCHEDULE_FIRES_KEEP_DAYS; return how many.
+
+    Safe for exactly-once: a schedule's next fire time only moves forward (an edit
+    recomputes it from now), so no scheduler claims a fire time that old again.
+    """
+    keep = timedelta(days=max(1, settings.SCHEDULE_FIRES_KEEP_DAYS))
+    result = session.execute(
+        delete(ScheduleFire).where(ScheduleFire.fire_time < (now or utcnow()) - keep)
+    )
+    session.commit()
+    return result.rowcount or 0
+
+
 def start_scheduler(app: Flask, stop: threading.Event | None = None) -> threading.Thread:
-    """Tick every SCHEDULE_TICK_SECONDS in a daemon thread until ``stop`` is set."""
+    """Tick every SCHEDULE_TICK_SECONDS in a daemon thread until ``stop`` is set; prune
+    old fire records once an hour."""
     settings: Settings = app.config["SETTINGS"]
     stop = stop or threading.Event()
 
     def loop() -> None:
+        next_prune = 0.0
         while not stop.wait(settings.SCHEDULE_TICK_SECONDS):
             with app.app_context():
                 try:
                     tick(db.session, settings)
+                    if time.monotonic() >= next_prune:
+                        next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+                        prune_fires(db.session, settings)
                 except Exception:  # noqa: BLE001 - keep ticking; the next tick retries
                     log.exception("Schedule tick failed")
                     db.session.rollback()

@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from app.extensions import db
 from app.pipelines.models import PipelineRun
-from app.schedules.firing import tick
+from app.schedules.firing import prune_fires, tick
 from app.schedules.models import Schedule, ScheduleFire
 from app.timeutil import utcnow
 from tests.schedules.conftest import API
@@ -69,6 +69,19 @@ def test_a_fire_time_claimed_already_starts_nothing(app, schedule):
     assert len(_runs(schedule["id"])) == 1
     fires = db.session.scalars(select(ScheduleFire)).all()
     assert len(fires) == 1
+
+
+def test_old_fire_records_are_pruned_and_recent_ones_kept(app, schedule):
+    now = _minute(utcnow()) + timedelta(seconds=5)
+    _due_since(schedule["id"], _minute(now))
+    tick(db.session, _settings(app), now=now)
+    keep = timedelta(days=_settings(app).SCHEDULE_FIRES_KEEP_DAYS)
+    fired = _minute(now)  # the fire time
+    assert prune_fires(db.session, _settings(app), now=fired + keep) == 0  # not older yet
+    assert len(db.session.scalars(select(ScheduleFire)).all()) == 1
+    assert prune_fires(db.session, _settings(app), now=fired + keep + timedelta(seconds=1)) == 1
+    assert db.session.scalars(select(ScheduleFire)).all() == []
+    assert len(_runs(schedule["id"])) == 1  # the run stays; only its fire record goes
 
 
 def test_fire_times_within_the_grace_each_run(app, schedule):
