@@ -241,8 +241,3 @@ def run_order(edges: dict[str, list[str]]) -> list[str]:
     for node in edges:
         visit(node)
     return done
-
-
-def quote(name: str) -> str:
-    """An identifier quoted for DuckDB (and PostgreSQL, SQLite: the same rule)."""
-    return '"' + name.replace('"', '""') + '"'

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from app.flows import sql
-
 PUBLISH = "publish"
 
 
@@ -65,6 +63,8 @@ def graph(
     A transform reads the sources and transforms its SQL names; a check reads its table;
     the publish waits for the persisted transforms and every check.
     """
+    from app.flows import sql  # here: the engine imports this module and needs no parser
+
     ingest_of = {name.lower(): f"ingest {name}" for name in source_names(sources)}
     transform_of = {name: f"transform {name}" for name in order}
     sql_of = {t["name"].lower(): t["sql"] for t in transforms}

@@ -29,7 +29,7 @@ import duckdb
 
 from app.flows import connectors
 from app.flows import steps as flow_steps
-from app.flows.sql import quote
+from app.flows.identifiers import quote
 from app.worker import flow_ingest, flow_publish
 from app.worker.console import marker
 from app.worker.gridlabd_driver import die_with_parent

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from app.flows import connectors
-from app.flows.sql import quote
+from app.flows.identifiers import quote
 
 NULL = "\\N"
 # PostgreSQL type OIDs -> DuckDB types (anything else is read as text).

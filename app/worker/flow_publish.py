@@ -26,7 +26,7 @@ from typing import Any
 import duckdb
 
 from app.flows import connectors
-from app.flows.sql import quote
+from app.flows.identifiers import quote
 from app.worker.flow_ingest import Remote, canceller
 
 PG_TYPES = {
