@@ -21,6 +21,10 @@ KEY_FILE = "flows-secret.key"
 class SecretUnreadable(Exception):
     """A stored password cannot be decrypted with this key (the key changed)."""
 
+    def __init__(self, message: str, store_id: str | None = None):
+        super().__init__(message)
+        self.store_id = store_id
+
 
 @functools.lru_cache(maxsize=8)
 def _fernet(settings: Settings) -> Fernet:

@@ -87,6 +87,21 @@ def delete_store(session: Session, store: DataStore) -> None:
     session.flush()
 
 
+def _password(store: DataStore, settings: Settings) -> str | None:
+    """The store's password decrypted; SecretUnreadable naming the store (never the secret)
+    when the key has changed since it was stored."""
+    if not store.password_encrypted:
+        return None
+    try:
+        return passwords.decrypt(settings, store.password_encrypted)
+    except passwords.SecretUnreadable:
+        raise passwords.SecretUnreadable(
+            f"The password of data store {store.name} ({store.id}) cannot be decrypted with "
+            f"the current FLOWS_SECRET_KEY; set it again (PUT /data-stores/{store.id})",
+            store.id,
+        ) from None
+
+
 def connection_info(store: DataStore, settings: Settings) -> dict[str, Any]:
     """What a connection needs, password decrypted: only for a test or a claimed run."""
     info: dict[str, Any] = {
@@ -97,9 +112,7 @@ def connection_info(store: DataStore, settings: Settings) -> dict[str, Any]:
         "user": store.user,
         "database": store.database,
         "path": store.path,
-        "password": passwords.decrypt(settings, store.password_encrypted)
-        if store.password_encrypted
-        else None,
+        "password": _password(store, settings),
     }
     if store.path and store.path.startswith("s3://"):
         info["s3"] = {
@@ -124,9 +137,7 @@ def test_store(store: DataStore, settings: Settings) -> list[str]:
     try:
         return connectors.list_tables(connection_info(store, settings))
     except passwords.SecretUnreadable as exc:
-        raise ValidationFailed(
-            f"{exc}; set the password again (PUT)", {"password": [str(exc)]}
-        ) from None
+        raise ValidationFailed(str(exc), {"password": [str(exc)]}) from None
     except connectors.StoreError as exc:
         raise ValidationFailed(
             f"Cannot read the data store: {exc}", {"store_id": [str(exc)]}

@@ -34,6 +34,18 @@ def new_id() -> str:
 _state_enum = Enum(RunState, native_enum=False, length=20, validate_strings=True)
 
 
+class JobUnavailable(Exception):
+    """A run's job cannot be built, e.g. a secret it needs cannot be decrypted any more.
+
+    Its claim ends the run FAILED with this error and refuses the worker: answering 500
+    left the run READY for every redelivery, with nobody told why.
+    """
+
+    def __init__(self, kind: ErrorType, message: str, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.error = (kind, message, details or {})
+
+
 class Run(db.Model):
     """One execution of some job. Domains subclass it (joined-table inheritance)."""
 
@@ -110,7 +122,10 @@ class Run(db.Model):
     )
 
     def job_spec(self) -> dict[str, Any]:
-        """What a worker needs to execute this run; each kind of run says its own."""
+        """What a worker needs to execute this run; each kind of run says its own.
+
+        Raises JobUnavailable when the job cannot be built (the claim then fails the run).
+        """
         raise NotImplementedError
 
     def artifact_url(self, name: str) -> str:

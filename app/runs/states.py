@@ -57,6 +57,8 @@ class ErrorType(str, enum.Enum):
     SQL_ERROR = "SQL_ERROR"  # a flow's transform failed in the engine (details: transform, line)
     CHECK_FAILED = "CHECK_FAILED"  # a flow's data check found offending rows
     PUBLISH_ERROR = "PUBLISH_ERROR"  # a flow's results could not be written to its target
+    # A flow's data store password cannot be decrypted with the current key (details.store_id).
+    PASSWORD_UNREADABLE = "PASSWORD_UNREADABLE"
 
 
 RETRYABLE_ERRORS = frozenset({ErrorType.WORKER_LOST, ErrorType.INFRASTRUCTURE_ERROR})

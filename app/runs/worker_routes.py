@@ -4,18 +4,18 @@ through here, names its attempt, and is checked against the state machine."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from flask import current_app
 
 from app.auth.decorators import WorkerView
 from app.blueprint import Blueprint
-from app.errors import ValidationFailed
+from app.errors import Conflict, ErrorCode, ValidationFailed
 from app.extensions import db
 from app.filenames import name_problem
 from app.openapi import BINARY, ErrorSchema
 from app.runs import dispatch, services
-from app.runs.models import Run
+from app.runs.models import JobUnavailable, Run
 from app.runs.schemas import (
     FINISH_EXAMPLE,
     ArtifactSchema,
@@ -53,6 +53,16 @@ def _stale(description: str = "This attempt no longer owns the run") -> Any:
     return blp.alt_response(409, schema=ErrorSchema, description=description)
 
 
+def _refuse_unrunnable(run: Run, unavailable: JobUnavailable) -> NoReturn:
+    """End the attempt just claimed with the reason its job cannot be built, then tell the
+    worker the run is not for it (it stops there, as for a cancelled run)."""
+    services.finish_attempt(db.session, run, run.attempt, RunState.FAILED, unavailable.error)
+    db.session.commit()
+    dispatch.follow_up(db.session, run.id)
+    message = unavailable.error[1]
+    raise Conflict(f"Run cannot start: {message}", {"job": [message]}, ErrorCode.RUN_NOT_CLAIMABLE)
+
+
 # OpenAPI links: the calls a worker makes with what a claim returned.
 _ATTEMPT = {"parameters": {"run_id": "$response.body#/run_id"}}
 CLAIM_LINKS = {
@@ -80,15 +90,21 @@ class Claim(WorkerView):
         ClaimSchema, example={"worker_id": "worker-1", "claim_token": "3f1c2b9e8d7a4c5b"}
     )
     @blp.response(200, ClaimResponseSchema)
-    @_stale("Not claimable: cancelled, taken, or backing off")
+    @_stale("Not claimable: cancelled, taken, backing off, or its job cannot be built")
     @blp.doc(operationId="claimRun", responses={200: {"links": CLAIM_LINKS}})
     def post(self, data: dict[str, Any], run_id: str) -> dict[str, Any]:
         """Start a new attempt of a READY run and return what the worker needs to run it.
 
-        Repeating a claim with the same ``claim_token`` returns the same attempt.
+        Repeating a claim with the same ``claim_token`` returns the same attempt. A run
+        whose job cannot be built (a data store password the key cannot decrypt) ends
+        FAILED with the reason, and the claim is refused.
         """
         run = services.lock_run(db.session, run_id)
         services.claim(db.session, run, data["worker_id"], data["claim_token"], _lease_seconds())
+        try:
+            job = run.job_spec()
+        except JobUnavailable as unavailable:
+            _refuse_unrunnable(run, unavailable)
         response = {
             "run_id": run.id,
             "kind": run.kind,
@@ -96,7 +112,7 @@ class Claim(WorkerView):
             "next_log_seq": run.next_log_seq,
             "timeout_seconds": run.timeout_seconds,
             "lease_seconds": _lease_seconds(),
-            "job": run.job_spec(),
+            "job": job,
         }
         db.session.commit()
         return response

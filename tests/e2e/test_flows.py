@@ -1,13 +1,14 @@
 """Flows end to end: gunicorn API, a data worker on its own queue in its own process,
 sources on disk (SQLite, CSV) and in the S3 server (CSV), a DuckDB target. Results are
-checked against Python; a cancel mid-query ends CANCELLED fast and leaves the target as
-it was."""
+checked against Python; a cancel mid-query ends CANCELLED fast, a timeout mid-query ends
+FAILED with TIMEOUT, and both leave the target as it was."""
 
 from __future__ import annotations
 
 import csv
 import io
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,12 @@ def flow_setup(e2e_stack) -> dict[str, Any]:
     return {"stack": stack, "client": client, "stores": stores, "data": data}
 
 
-def _flow_input(setup: dict[str, Any], transforms: list[dict[str, Any]], checks: list) -> str:
+def _flow_input(
+    setup: dict[str, Any],
+    transforms: list[dict[str, Any]],
+    checks: list,
+    timeout_seconds: int | None = None,
+) -> str:
     stores = setup["stores"]
     body = {
         "name": "feeder-energy",
@@ -79,6 +85,7 @@ def _flow_input(setup: dict[str, Any], transforms: list[dict[str, Any]], checks:
         "target_store_id": stores["duck"],
         "transforms": transforms,
         "checks": checks,
+        "timeout_seconds": timeout_seconds,
     }  # fmt: skip
     response = setup["client"].post(f"{API}/flow-inputs", json=body)
     assert response.status_code == 201, response.text
@@ -96,8 +103,12 @@ def _wait(client, run_id: str, predicate, timeout: float = 60) -> dict[str, Any]
     )
 
 
-def _billing(stack) -> list[tuple]:
-    with duckdb.connect(str(stack.flows_data / "out" / "warehouse.duckdb"), read_only=True) as c:
+def _billing(stack) -> list[tuple] | None:
+    """The published billing table; None before anything was published (a test run alone)."""
+    warehouse = stack.flows_data / "out" / "warehouse.duckdb"
+    if not warehouse.exists():
+        return None
+    with duckdb.connect(str(warehouse), read_only=True) as c:
         return c.execute("SELECT meter_id, amount FROM billing ORDER BY 1").fetchall()
 
 
@@ -147,6 +158,36 @@ def test_cancel_mid_query_is_fast_and_leaves_target_untouched(flow_setup):
     assert run["state"] == "CANCELLED", run
     assert seconds < 5, seconds
     stack.timings["flow_cancel_seconds"] = seconds
+    assert _billing(stack) == before
+
+
+@pytest.mark.timeout(120)
+def test_a_timeout_stops_a_long_flow_and_leaves_target_untouched(flow_setup):
+    """The flow input's timeout_seconds: the worker stops the engine mid-query and the run
+    ends FAILED with the run machinery's TIMEOUT (not the sweeper's late one)."""
+    client, stack = flow_setup["client"], flow_setup["stack"]
+    before = _billing(stack)
+    zero = {**flow_data.TRANSFORMS[-1], "sql": "SELECT meter_id, 0.0 AS amount FROM meter_daily"}
+    transforms = [*flow_data.TRANSFORMS[:-1], zero, {"name": "slow", "sql": SLOW, "persist": True}]
+    flow_input_id = _flow_input(flow_setup, transforms, [], timeout_seconds=4)
+    run_id = client.post(f"{API}/flows", json={"flow_input_id": flow_input_id}).json()["id"]
+    run = _wait(client, run_id, lambda b: b["state"] in TERMINAL, timeout=60)
+    assert run["timeout_seconds"] == 4
+    assert run["state"] == "FAILED", run
+    assert run["error"] == {"type": "TIMEOUT", "message": "Stopped after its timeout of 4 s",
+                            "details": {"timeout_seconds": 4}}, run  # fmt: skip
+    steps = {s["name"]: s["state"] for s in run["steps"]}
+    assert steps["transform billing"] == "COMPLETED", run["steps"]
+    assert steps["transform slow"] == "CANCELLED" and steps["publish"] == "CANCELLED", steps
+    assert [(a["name"], a["partial"]) for a in run["artifacts"]] == [("manifest.json", True)]
+    started, ended = (
+        datetime.fromisoformat(next(s["at"] for s in run["states"] if s["state"] == name))
+        for name in ("RUNNING", "FAILED")
+    )
+    seconds = (ended - started).total_seconds()
+    assert 4 <= seconds < 4 + 5, seconds  # the timeout, then the engine stops within moments
+    print(f"\nflow timeout_seconds=4: RUNNING -> FAILED TIMEOUT after {seconds:.1f} s")
+    assert _engine_processes(run_id) == []
     assert _billing(stack) == before
 
 

@@ -4,6 +4,7 @@ per test session and dropped at the end; and the flow engine run as a real proce
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 
 from app.flows import sql
 from app.worker.console import parse_marker
@@ -177,3 +179,17 @@ def app(_migrated: str, tmp_path: Path, files_root: Path) -> Iterator[Any]:
         yield app
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def change_key(app: Any) -> Callable[[], None]:
+    """Restart the API with another FLOWS_SECRET_KEY (passwords stored before are then
+    unreadable), as a deployment whose key changed would."""
+
+    def change() -> None:
+        settings = app.config["SETTINGS"]
+        app.config["SETTINGS"] = dataclasses.replace(
+            settings, FLOWS_SECRET_KEY=Fernet.generate_key().decode()
+        )
+
+    return change

@@ -85,6 +85,30 @@ def test_store_test_gives_the_drivers_reason_without_the_password(
     assert "nobody_here" in answer and "hunter2-secret" not in answer
 
 
+def test_store_test_says_when_the_password_cannot_be_decrypted(
+    client, client_headers, stores, change_key
+):
+    change_key()
+    response = client.post(f"{API}/data-stores/{stores['pg']}/test", headers=client_headers)
+    assert response.status_code == 422, response.get_json()
+    expected = (
+        f"The password of data store meters ({stores['pg']}) cannot be decrypted with the "
+        f"current FLOWS_SECRET_KEY; set it again (PUT /data-stores/{stores['pg']})"
+    )
+    assert response.get_json()["message"] == expected
+    assert response.get_json()["errors"] == {"password": [expected]}
+    # Set again, the password works with the new key.
+    store = client.get(f"{API}/data-stores/{stores['pg']}", headers=client_headers).get_json()
+    body = {k: store[k] for k in ("name", "type", "engine", "host", "port", "user", "database")}
+    response = client.put(
+        f"{API}/data-stores/{stores['pg']}", json={**body, "password": "s3cret-pg"},
+        headers=client_headers,
+    )  # fmt: skip
+    assert response.status_code == 200
+    response = client.post(f"{API}/data-stores/{stores['pg']}/test", headers=client_headers)
+    assert response.status_code == 200, response.get_json()
+
+
 @pytest.mark.parametrize(
     ("body", "field", "reason"),
     [

@@ -122,3 +122,38 @@ def test_a_schedule_starts_a_flow(app, client, client_headers, stores):  # noqa:
     run = client.get(f"{API}/flows/{started[0]}", headers=client_headers).get_json()
     assert run["flow_input_id"] == flow_input_id and run["state"] == "READY"
     assert run["started_by"]["schedule_id"] == schedule["id"]
+
+
+def test_a_password_the_key_cannot_decrypt_fails_the_flow_at_its_claim(
+    client, client_headers, worker_headers, stores, change_key  # noqa: F811
+):  # fmt: skip
+    flow_input_id = _flow_input(client, client_headers, stores)
+    run = _post(client, client_headers, "/flows", {"flow_input_id": flow_input_id}).get_json()
+    change_key()
+    claim = client.post(
+        f"{API}/worker/runs/{run['id']}/claim",
+        json={"worker_id": "w1", "claim_token": uuid.uuid4().hex},
+        headers=worker_headers,
+    )
+    # The worker is told the run is not for it (it stops there), and why.
+    assert claim.status_code == 409, claim.get_data(as_text=True)
+    answer = claim.get_json()
+    assert answer["code"] == "RUN_NOT_CLAIMABLE"
+    expected = (
+        f"The password of data store meters ({stores['pg']}) cannot be decrypted with the "
+        f"current FLOWS_SECRET_KEY; set it again (PUT /data-stores/{stores['pg']})"
+    )
+    assert answer["message"] == f"Run cannot start: {expected}"
+    ended = client.get(f"{API}/flows/{run['id']}", headers=client_headers).get_json()
+    assert ended["state"] == "FAILED"
+    assert [s["state"] for s in ended["states"]] == ["READY", "RUNNING", "FAILED"]
+    assert ended["error"] == {
+        "type": "PASSWORD_UNREADABLE", "message": expected, "details": {"store_id": stores["pg"]},
+    }  # fmt: skip
+    again = client.post(
+        f"{API}/worker/runs/{run['id']}/claim",
+        json={"worker_id": "w2", "claim_token": uuid.uuid4().hex},
+        headers=worker_headers,
+    )
+    assert again.status_code == 409 and again.get_json()["code"] == "RUN_NOT_CLAIMABLE"
+    assert "s3cret-pg" not in claim.get_data(as_text=True) + str(ended)
