@@ -12,6 +12,7 @@ supervisor what happened, since GridLAB-D reports load errors only as console te
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import importlib.util
 import os
@@ -38,6 +39,7 @@ REFUSED = re.compile(r"global_setvar\(\): unable to set (?P<name>\S+) to (?P<val
 # Without these, GridLAB-D writes a checkpoint (62 MB on a large feeder) and an XML dump
 # on failure into the job folder (docs: gridlabd-notes.md).
 QUIET_DEFINES = ["-D", "checkpoint_type=NONE", "-D", "dumpfile="]
+PROCESS_MAP_KEY_FILE = Path("/tmp/gridlabd-pmap-3")  # GridLAB-D's own name (sched.c)
 
 
 def die_with_parent() -> None:
@@ -150,6 +152,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def ensure_process_map_key() -> None:
+    """GridLAB-D keys its shared process map on this file (``ftok``) and, when it is
+    missing, prints "error generating key to global process map" before the model's own
+    messages, so a failed model's first ERROR would not be its cause. An empty file is all
+    it needs; where /tmp cannot be written the line stays, harmless."""
+    with contextlib.suppress(OSError):
+        PROCESS_MAP_KEY_FILE.touch(exist_ok=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     die_with_parent()
@@ -164,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     import gridlabd  # noqa: PLC0415 - loaded here, after GLPATH and cwd are in place
 
+    ensure_process_map_key()  # before the sandbox: the file is outside the job
     if not args.no_sandbox:
         warn_disabled_directives(root)
         try:
