@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session
 from app.flows import services
 from app.flows import steps as flow_steps
 from app.flows.models import FlowInput, FlowRun
+from app.flows.schemas import STEP_STATES
+from app.flows.sql import SqlProblem
 from app.page.dag_layout import DrawnNode, layout, svg
 from app.page.registry import Action, RunKindPage, register
 from app.runs import broker
@@ -21,9 +23,14 @@ from app.runs.models import Run
 NODE_WIDTH = 250  # room for "COMPLETED · 12.3M rows · 10.25 s"
 
 
+_GRAPHS: dict[str, list[tuple[str, list[str]]]] = {}  # by flow input id: they never change
+_GRAPHS_KEPT = 512
+
+
 def _count(rows: int) -> str:
+    """Rows in a box's few characters: 950, 12.3k, 4.5M."""
     for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if rows >= size:
+        if round(rows / size, 1) >= 1:
             return f"{rows / size:.1f}{unit}"
     return str(rows)
 
@@ -41,9 +48,32 @@ def step_detail(step: Mapping[str, Any]) -> str:
 def _steps(run: FlowRun) -> list[dict[str, Any]]:
     """The steps as the worker last reported them (planned ones for a flow created before
     steps were planned at creation), each with its box's text."""
-    flow_input = run.flow_input
-    steps = run.steps or flow_steps.plan(flow_input.sources, flow_input.order, flow_input.checks)
+    steps = run.steps
+    if not steps:
+        flow_input = run.flow_input
+        steps = flow_steps.plan(flow_input.sources, flow_input.order, flow_input.checks)
     return [{**step, "detail": step_detail(step)} for step in steps]
+
+
+def _step_graph(flow_input: FlowInput) -> list[tuple[str, list[str]]]:
+    """The flow input's step graph, derived from its SQL once per process. Should the
+    parser refuse SQL it once accepted (an upgrade), the stored transform edges still
+    draw the transforms, without their sources."""
+    graph = _GRAPHS.get(flow_input.id)
+    if graph is None:
+        try:
+            graph = flow_steps.step_graph(
+                flow_input.sources, flow_input.transforms, flow_input.order, flow_input.checks
+            )
+        except SqlProblem:
+            graph = [
+                (flow_steps.transform_step(name), [flow_steps.transform_step(up) for up in ups])
+                for name, ups in ((n, flow_input.graph.get(n, [])) for n in flow_input.order)
+            ]
+        if len(_GRAPHS) >= _GRAPHS_KEPT:
+            _GRAPHS.clear()
+        _GRAPHS[flow_input.id] = graph
+    return graph
 
 
 def _live(session: Session, run: Run) -> dict[str, Any]:
@@ -73,11 +103,9 @@ def _context(session: Session, run: Run) -> dict[str, Any]:
     assert isinstance(run, FlowRun)
     flow_input = run.flow_input
     steps = _steps(run)
-    graph = flow_steps.graph(
-        flow_input.sources, flow_input.transforms, flow_input.order, flow_input.checks
-    )
     known = {step["name"] for step in steps}
-    drawing = layout([(name, up) for name, up in graph if name in known], NODE_WIDTH)
+    graph = [(name, up) for name, up in _step_graph(flow_input) if name in known]
+    drawing = layout(graph, NODE_WIDTH)
     drawn = [
         DrawnNode(step["name"], step["state"], step["detail"], f"#step-{index}")
         for index, step in enumerate(steps, 1)
@@ -88,6 +116,7 @@ def _context(session: Session, run: Run) -> dict[str, Any]:
         "steps": steps,
         "dag_svg": Markup(svg(drawing, drawn, "Flow steps")),
         "transforms": _sql_lines(flow_input),
+        "step_states": STEP_STATES,
     }
 
 

@@ -117,7 +117,6 @@ def tables_read(statement: exp.Expression) -> list[tuple[str, exp.Expression]]:
     """The bare table names a query reads (CTEs excluded), each with its node; refuses
     qualified names, table functions and forbidden functions."""
     _refuse_forbidden(statement)
-    ctes = {cte.alias_or_name.lower() for cte in statement.find_all(exp.CTE)}
     found: list[tuple[str, exp.Expression]] = []
     for table in statement.find_all(exp.Table):
         inner = table.args.get("this")
@@ -139,10 +138,31 @@ def tables_read(statement: exp.Expression) -> list[tuple[str, exp.Expression]]:
                 f"{table.name!r} is not a table name: files and URLs cannot be read", table
             )
         name = table.name.lower()
-        if name in ctes:
-            continue
-        found.append((name, table))
+        if not _names_a_cte(table, name):
+            found.append((name, table))
     return found
+
+
+def _names_a_cte(table: exp.Table, name: str) -> bool:
+    """Whether ``name`` at ``table`` means a CTE in scope, as DuckDB resolves it: one of an
+    enclosing WITH, and, inside a CTE's own body, only the CTEs before it (that CTE too if
+    RECURSIVE). ``WITH meters AS (SELECT * FROM meters ...)`` reads the table meters."""
+    node: exp.Expression = table
+    inside: exp.CTE | None = None  # the CTE whose body holds the reference, at this level
+    while node.parent is not None:
+        parent = node.parent
+        if isinstance(node, exp.CTE):
+            inside = node
+        with_ = parent.args.get("with_") or parent.args.get("with")
+        if isinstance(with_, exp.With):
+            ctes = list(with_.expressions)
+            if node is with_ and inside in ctes:
+                index = ctes.index(inside)
+                ctes = ctes[: index + 1] if with_.args.get("recursive") else ctes[:index]
+            if any(cte.alias_or_name.lower() == name for cte in ctes):
+                return True
+        node = parent
+    return False
 
 
 def _refuse_forbidden(statement: exp.Expression) -> None:

@@ -28,12 +28,33 @@ def source_names(sources: Sequence[Mapping[str, Any]]) -> list[str]:
     return names
 
 
+def ingest_step(source_name: str) -> str:
+    return f"ingest {source_name}"
+
+
+def transform_step(transform_name: str) -> str:
+    return f"transform {transform_name}"
+
+
 def check_label(check: Mapping[str, Any]) -> str:
+    """What a check tests, said briefly: ``unique billing.meter_id``."""
     what = check.get("column") or ",".join(check.get("columns") or []) or ""
     return f"{check['type']} {check['table']}" + (f".{what}" if what else "")
 
 
+def check_steps(checks: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each check's step name, unique: two checks that read alike (a row count's minimum and
+    its maximum given apart) are told apart by their position, ``(2)``."""
+    names: list[str] = []
+    for check in checks:
+        name = f"check {check_label(check)}"
+        repeats = sum(1 for earlier in names if earlier.split(" (")[0] == name)
+        names.append(f"{name} ({repeats + 1})" if repeats else name)
+    return names
+
+
 def step(name: str, kind: str) -> dict[str, Any]:
+    """A step as the API shows it, before it runs."""
     return {"name": name, "kind": kind, "state": "PENDING", "rows": None, "seconds": None,
             "message": None}  # fmt: skip
 
@@ -45,14 +66,14 @@ def plan(
 ) -> list[dict[str, Any]]:
     """The steps of a flow, PENDING, in the order the engine runs them."""
     return [
-        *(step(f"ingest {name}", "ingest") for name in source_names(sources)),
-        *(step(f"transform {name}", "transform") for name in order),
-        *(step(f"check {check_label(c)}", "check") for c in checks),
+        *(step(ingest_step(name), "ingest") for name in source_names(sources)),
+        *(step(transform_step(name), "transform") for name in order),
+        *(step(name, "check") for name in check_steps(checks)),
         step(PUBLISH, "publish"),
     ]
 
 
-def graph(
+def step_graph(
     sources: Sequence[Mapping[str, Any]],
     transforms: Sequence[Mapping[str, Any]],
     order: Sequence[str],
@@ -65,20 +86,18 @@ def graph(
     """
     from app.flows import sql  # here: the engine imports this module and needs no parser
 
-    ingest_of = {name.lower(): f"ingest {name}" for name in source_names(sources)}
-    transform_of = {name: f"transform {name}" for name in order}
+    ingest_of = {name.lower(): ingest_step(name) for name in source_names(sources)}
+    transform_of = {name: transform_step(name) for name in order}
     sql_of = {t["name"].lower(): t["sql"] for t in transforms}
     nodes: list[tuple[str, list[str]]] = [(name, []) for name in ingest_of.values()]
     for name in order:
         reads = [table for table, _ in sql.tables_read(sql.parse_query(sql_of[name]))]
         upstream = {transform_of.get(table) or ingest_of.get(table) for table in reads}
         nodes.append((transform_of[name], [n for n, _ in nodes if n in upstream]))
-    check_steps = []
-    for check in checks:
+    checked = check_steps(checks)
+    for check, name in zip(checks, checked, strict=True):
         table = check["table"].lower()
-        name = f"check {check_label(check)}"
-        check_steps.append(name)
         nodes.append((name, [u for u in (transform_of.get(table) or ingest_of.get(table),) if u]))
     persisted = [transform_of[t["name"].lower()] for t in transforms if t.get("persist")]
-    nodes.append((PUBLISH, persisted + check_steps))
+    nodes.append((PUBLISH, persisted + checked))
     return nodes

@@ -103,14 +103,15 @@ def svg(drawing: Layout, nodes: Sequence[DrawnNode], label: str = "Workflow DAG"
     parts.append("</g>")
     for node in nodes:
         box = drawing.boxes[node.name]
-        name, state = escape(node.name), escape(node.state)
+        name, state, detail = escape(node.name), escape(node.state), escape(node.detail)
         shown = escape(node.name if len(node.name) <= fits else node.name[: fits - 1] + "…")
         parts.append(
             f'<a class="node state-{state}" data-node="{name}" href="{escape(node.href)}" '
-            f'aria-label="{name}: {state}"><rect x="{box.x}" y="{box.y}" width="{width}" '
-            f'height="{NODE_HEIGHT}" rx="6"/><text x="{box.x + 8}" y="{box.y + 20}" '
-            f'class="name">{shown}</text><text x="{box.x + 8}" y="{box.y + 40}" '
-            f'class="state-text">{state}{escape(node.detail)}</text></a>'
+            f'aria-label="{name}: {state}{detail}"><rect x="{box.x}" y="{box.y}" '
+            f'width="{width}" height="{NODE_HEIGHT}" rx="6"/>'
+            f'<text x="{box.x + 8}" y="{box.y + 20}" class="name">{shown}</text>'
+            f'<text x="{box.x + 8}" y="{box.y + 40}" '
+            f'class="state-text">{state}{detail}</text></a>'
         )
     parts.append("</svg>")
     return "".join(parts)

@@ -39,6 +39,7 @@ BATCH = 100  # schedules per tick
 MAX_FIRES = 100  # on-time fire times of one schedule per tick (the rest: next tick)
 MISSED_COUNT_CAP = 100_000
 PRUNE_EVERY_SECONDS = 3600.0
+PRUNE_BATCH = 1000
 
 
 def tick(session: Session, settings: Settings, now: datetime | None = None) -> list[str]:
@@ -160,11 +161,19 @@ def prune_fires(session: Session, settings: Settings, now: datetime | None = Non
     recomputes it from now), so no scheduler claims a fire time that old again.
     """
     keep = timedelta(days=max(1, settings.SCHEDULE_FIRES_KEEP_DAYS))
-    result = session.execute(
-        delete(ScheduleFire).where(ScheduleFire.fire_time < (now or utcnow()) - keep)
-    )
-    session.commit()
-    return result.rowcount or 0
+    old = select(ScheduleFire.id).where(ScheduleFire.fire_time < (now or utcnow()) - keep)
+    deleted = 0
+    while True:  # in batches: the first prune of a long history is no long transaction
+        batch = session.scalars(old.limit(PRUNE_BATCH)).all()
+        if batch:
+            session.execute(
+                delete(ScheduleFire).where(ScheduleFire.id.in_(batch)),
+                execution_options={"synchronize_session": False},
+            )
+        session.commit()
+        deleted += len(batch)
+        if len(batch) < PRUNE_BATCH:
+            return deleted
 
 
 def start_scheduler(app: Flask, stop: threading.Event | None = None) -> threading.Thread:

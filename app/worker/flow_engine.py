@@ -219,14 +219,14 @@ class FlowEngine:
             for item in source.get("tables", []):
                 name = flow_steps.source_table_name(item)
                 self._run_step(
-                    f"ingest {name}",
+                    flow_steps.ingest_step(name),
                     lambda n=name, t=item["table"], s=store: self._ingest_table(
                         connection, s, t, n, batch
                     ),
                 )
             for item in source.get("files", []):
                 self._run_step(
-                    f"ingest {item['name']}",
+                    flow_steps.ingest_step(item["name"]),
                     lambda i=item, s=store: self._ingest_files(connection, s, i),
                 )
         self._report()
@@ -295,7 +295,8 @@ class FlowEngine:
         for name in self.spec["order"]:
             sql = sql_of[name].rstrip().rstrip(";")  # leading lines kept: errors count them
             self._run_step(
-                f"transform {name}", lambda n=name, s=sql: self._create(connection, n, s)
+                flow_steps.transform_step(name),
+                lambda n=name, s=sql: self._create(connection, n, s),
             )
 
     def _create(self, connection: Any, name: str, sql: str) -> int:
@@ -309,7 +310,8 @@ class FlowEngine:
 
     def check(self, connection: Any) -> list[dict[str, Any]]:
         failures = []
-        for check in self.spec["checks"]:
+        checks = self.spec["checks"]
+        for check, step_name in zip(checks, flow_steps.check_steps(checks), strict=True):
             label = flow_steps.check_label(check)
 
             def work(c: dict[str, Any] = check, label: str = label) -> int:
@@ -320,9 +322,9 @@ class FlowEngine:
                 return bad
 
             try:
-                self._run_step(f"check {label}", work)
+                self._run_step(step_name, work)
             except StepFailed as exc:
-                log(f"check {label}: FAILED: {exc.message}")
+                log(f"{step_name}: FAILED: {exc.message}")
         return failures
 
     def publish(self) -> None:
@@ -355,9 +357,11 @@ class FlowEngine:
                     "PUBLISH_ERROR", f"Publishing to the target failed: {reason}", {}
                 ) from None
             # Rows published: the persisted transforms' rows together.
-            return sum(self._step(f"transform {name}")["rows"] or 0 for name in persisted)
+            return sum(
+                self._step(flow_steps.transform_step(name))["rows"] or 0 for name in persisted
+            )
 
-        self._run_step("publish", work)
+        self._run_step(flow_steps.PUBLISH, work)
 
     def manifest(self) -> dict[str, Any]:
         return {

@@ -7,8 +7,11 @@ README's test command). Screenshots of every page go to test-artifacts/page/.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +21,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.e2e.conftest import LONG, MEDIUM, residential_files
-from tests.e2e.harness import E2E_MODELS, REPO, wait_until
+from tests.e2e.harness import E2E_MODELS, REPO, Service, wait_until
 from tests.e2e.stack import Stack
 
 CHROMIUM = "/usr/bin/chromium"
@@ -238,15 +241,27 @@ def test_workflow_dag_shows_failed_node_and_skipped_dependants(page, stack, clie
     assert "Run of pipeline" in page.inner_text("h1")
 
 
-def _flow_worker(stack: Stack) -> None:
-    """A data worker for the flow queue, unless an earlier flow test started one."""
-    if not any(worker.name.startswith("flowworker") for worker in stack.workers):
-        stack.add_flow_worker()
+def _flow_worker(stack: Stack) -> Service:
+    """The data worker of the flow queue (an earlier flow test may have started it)."""
+    for worker in stack.workers:
+        if worker.name.startswith("flowworker") and worker.running():
+            return worker
+    return stack.add_flow_worker()
+
+
+@contextlib.contextmanager
+def paused(service: Service) -> Iterator[None]:
+    """``service`` stopped (SIGSTOP) for the block: what it would take waits for it."""
+    os.killpg(service.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.killpg(service.pid, signal.SIGCONT)
 
 
 @pytest.mark.timeout(150)
 def test_flow_page_shows_steps_and_marks_the_sql_error_line(page, stack, client):
-    _flow_worker(stack)
+    worker = _flow_worker(stack)
     folder = stack.flows_data / "page-meters"
     folder.mkdir(parents=True, exist_ok=True)
     rows = [(f"M{i}", "F1" if i % 2 else "F2", 1.5 * i) for i in range(1, 41)]
@@ -282,20 +297,25 @@ def test_flow_page_shows_steps_and_marks_the_sql_error_line(page, stack, client)
         },
     )  # fmt: skip
     assert flow_input.status_code == 201, flow_input.text
-    run = client.post("/api/v1.0/flows", json={"flow_input_id": flow_input.json()["id"]}).json()
     sign_in(page, stack)
-    page.goto(f"{stack.api_url}/page/runs/{run['id']}")
-    assert page.locator("#dag a[data-node='transform ranked']").count() == 1
-    state_is(page, "FAILED")  # followed live from READY
+    with paused(worker):  # the page is open before the flow runs: what follows comes live
+        run = client.post("/api/v1.0/flows", json={"flow_input_id": flow_input.json()["id"]})
+        page.goto(f"{stack.api_url}/page/runs/{run.json()['id']}")
+        assert page.inner_text("#state") == "READY"
+        ranked = page.locator("#dag a[data-node='transform ranked']")
+        assert ranked.get_attribute("aria-label") == "transform ranked: PENDING"
+        assert page.locator("li.error-line").count() == 0
+    state_is(page, "FAILED")
     assert page.inner_text("#error-type") == "SQL_ERROR"
     assert page.inner_text("#error-where") == "In transform ranked, line 3, column 30"
     states = {"ingest readings": "COMPLETED", "transform by_feeder": "COMPLETED",
               "transform ranked": "FAILED", "publish": "SKIPPED"}  # fmt: skip
     for name, state in states.items():
         node = page.locator(f"#dag a[data-node='{name}']")
-        assert node.get_attribute("aria-label") == f"{name}: {state}"
+        assert node.get_attribute("aria-label").startswith(f"{name}: {state}")
         assert state in node.text_content()  # in words, not by colour alone
-    assert "40 rows" in page.locator("#dag a[data-node='ingest readings']").text_content()
+    ingest = page.locator("#dag a[data-node='ingest readings']")
+    assert "40 rows" in ingest.text_content() and "40 rows" in ingest.get_attribute("aria-label")
     assert page.inner_text("tr[data-node-row='transform by_feeder'] td[data-cell='rows']") == "2"
     marked = page.locator("details.sql[data-transform='ranked'] li.error-line")
     assert marked.count() == 1 and marked.get_attribute("data-line") == "3"

@@ -8,7 +8,10 @@ from __future__ import annotations
 import re
 import uuid
 
+import pytest
+
 from app.flows import steps as flow_steps
+from app.flows.page import step_detail
 from tests.flows import data as flow_data
 from tests.flows.test_api import API, stores  # noqa: F401
 from tests.flows.test_runs import _flow_input
@@ -29,7 +32,7 @@ def test_step_graph_follows_the_sql():
     ]  # fmt: skip
     checks = [{"type": "unique", "table": "PRICED", "column": "id"}]
     order = ["info", "priced"]
-    graph = flow_steps.graph(SOURCES, transforms, order, checks)
+    graph = flow_steps.step_graph(SOURCES, transforms, order, checks)
     assert graph == [
         ("ingest meters", []),
         ("ingest grid_feeders", []),
@@ -42,6 +45,29 @@ def test_step_graph_follows_the_sql():
     planned = flow_steps.plan(SOURCES, order, checks)
     assert [step["name"] for step in planned] == [name for name, _ in graph]
     assert {step["state"] for step in planned} == {"PENDING"}
+
+
+def test_checks_that_read_alike_get_steps_of_their_own():
+    checks = [
+        {"type": "row_count", "table": "meters", "min": 1},
+        {"type": "row_count", "table": "meters", "max": 9},
+        {"type": "not_null", "table": "meters", "column": "id"},
+        {"type": "row_count", "table": "meters", "max": 99},
+    ]
+    assert flow_steps.check_steps(checks) == [
+        "check row_count meters", "check row_count meters (2)",
+        "check not_null meters.id", "check row_count meters (3)",
+    ]  # fmt: skip
+    graph = flow_steps.step_graph(SOURCES[:1], [], [], checks)
+    assert graph[-1] == ("publish", flow_steps.check_steps(checks))
+
+
+@pytest.mark.parametrize(
+    ("rows", "shown"),
+    [(950, "950"), (999_999, "1.0M"), (12_345, "12.3k"), (4_500_000_000, "4.5G")],
+)
+def test_box_counts_are_short(rows, shown):
+    assert step_detail({"rows": rows, "seconds": None}) == f" · {shown} rows"
 
 
 def _claim(client, worker_headers, run_id: str) -> None:
@@ -78,8 +104,7 @@ def test_flow_page_draws_steps_and_marks_the_sql_error_line(
     assert 'class="error-line"' not in html
 
     _claim(client, worker_headers, run["id"])
-    steps = flow_steps.plan(flow_input_body_sources(stores), ["meter_daily"], [])[:1]
-    steps[0].update(state="COMPLETED", rows=1234567, seconds=0.5)
+    steps = [{**run["steps"][0], "state": "COMPLETED", "rows": 1234567, "seconds": 0.5}]
     response = client.put(
         f"{API}/worker/runs/{run['id']}/flow-steps",
         json={"attempt": 1, "steps": steps},
@@ -109,9 +134,3 @@ def test_flow_page_draws_steps_and_marks_the_sql_error_line(
     assert "In transform <code>billing</code>, line 2, column 6" in html
     assert re.search(r'<details class="sql" data-transform="billing" open>', html)
     assert html.count('class="error-line"') == 1
-
-
-def flow_input_body_sources(stores) -> list[dict]:  # noqa: F811
-    from tests.flows.test_api import flow_input_body
-
-    return flow_input_body(stores)["sources"]

@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 
 from app.extensions import db
 from app.pipelines.models import PipelineRun
+from app.schedules import firing
 from app.schedules.firing import prune_fires, tick
 from app.schedules.models import Schedule, ScheduleFire
 from app.timeutil import utcnow
@@ -71,7 +72,8 @@ def test_a_fire_time_claimed_already_starts_nothing(app, schedule):
     assert len(fires) == 1
 
 
-def test_old_fire_records_are_pruned_and_recent_ones_kept(app, schedule):
+def test_old_fire_records_are_pruned_and_recent_ones_kept(app, schedule, monkeypatch):
+    monkeypatch.setattr(firing, "PRUNE_BATCH", 1)  # several batches
     now = _minute(utcnow()) + timedelta(seconds=5)
     _due_since(schedule["id"], _minute(now))
     tick(db.session, _settings(app), now=now)

@@ -310,10 +310,11 @@
   /* A SQL error's line, marked in its transform's SQL (the flow page; once). */
   function markSqlError(error) {
     var det = error.details || {};
-    if (error.type !== 'SQL_ERROR' || !det.transform || !det.line) return;
+    if (error.type !== 'SQL_ERROR' || !det.transform) return;
     document.querySelectorAll('details.sql').forEach(function (box) {
       if (box.dataset.transform !== det.transform) return;
       box.open = true;
+      if (!det.line) return;
       var line = box.querySelector('li[data-line="' + Number(det.line) + '"]');
       if (!line || line.classList.contains('error-line')) return;
       line.classList.add('error-line');
@@ -336,9 +337,9 @@
         var a = boxes[node.name];
         if (!a) return;
         var many = node.instances.length > 1;
-        a.setAttribute('class', 'node state-' + node.state);
-        a.setAttribute('aria-label', node.name + ': ' + node.state);
         var detail = node.detail !== undefined ? node.detail : (many ? ' · ' + node.instances.length + ' instances' : '');
+        a.setAttribute('class', 'node state-' + node.state);
+        a.setAttribute('aria-label', node.name + ': ' + node.state + detail);  /* what the box says */
         a.querySelector('.state-text').textContent = node.state + detail;
         if (!many && node.instances.length && node.instances[0].run_id) {
           a.setAttribute('href', runHref + node.instances[0].run_id);
