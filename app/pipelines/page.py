@@ -19,6 +19,7 @@ from app.pipelines.schemas import PipelineSchema, RunCreateSchema
 from app.runs import broker
 from app.runs.models import Run
 from app.storage.extension import store
+from app.uploads import PayloadTooLarge, capped
 
 
 def _context(session: Session, run: Run) -> dict[str, Any]:
@@ -92,14 +93,24 @@ def _make(session: Session, _: str | None, values: dict[str, Any]) -> Made:
 
 
 def _add_files(session: Session, pipeline_id: str | None, values: dict[str, Any]) -> Made:
-    """Store each file as ``POST /pipelines/{id}/files?name=`` does, all or none: a
-    failure deletes the objects already written, and replaced ones go after the commit."""
+    """Store each file as ``POST /pipelines/{id}/files?name=`` does (each up to
+    MAX_FILE_UPLOAD_BYTES), all or none: a failure deletes the objects already written,
+    and replaced ones go after the commit."""
     pipeline = queries.get_pipeline(session, pipeline_id or "")
     files: list[tuple[str, BinaryIO]] = values["files"]
+    limit = _settings().MAX_FILE_UPLOAD_BYTES
     objects, written, replaced = store(), [], []
     try:
         for name, stream in files:
-            record, _, old_key = services.store_file(session, objects, pipeline, name, stream)
+            try:
+                record, _, old_key = services.store_file(
+                    session, objects, pipeline, name, capped(stream, limit)
+                )
+            except PayloadTooLarge:
+                raise PayloadTooLarge(
+                    f"{name!r} is larger than the limit of {limit} bytes (MAX_FILE_UPLOAD_BYTES)",
+                    {"files": [f"{name!r}: more than {limit} bytes"]},
+                ) from None
             written.append(record.storage_key)
             replaced += [old_key] if old_key else []
         session.commit()
