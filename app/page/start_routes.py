@@ -10,7 +10,7 @@ a start shows the new run's page, a make comes back here with what it made prese
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import current_app, flash, redirect, render_template, request, url_for
@@ -22,7 +22,7 @@ from app.extensions import db
 from app.page import forms, starters
 from app.page.routes import FORM_BYTES, blp
 from app.page.session import signed_in
-from app.page.starters import LIST_SIZE, Field, Pick
+from app.page.starters import LIST_SIZE, Maker, Pick, Starter
 from app.runs import dispatch
 from app.uploads import PayloadTooLarge
 
@@ -111,14 +111,8 @@ def _render(
     shows ``error`` at its fields."""
     choices: dict[str, list[tuple[str, str]]] = {}
     sections = {
-        "make": [
-            _form(f"make-{m.name}", "page.make", m.name, m.label, m.help, m.pick, m.fields)
-            for m in starters.makers()
-        ],
-        "start": [
-            _form(f"start-{s.name}", "page.start_run", s.name, s.label, s.help, s.pick, s.fields)
-            for s in starters.starters()
-        ],
+        "make": [_form("make", "page.make", m, m.button) for m in starters.makers()],
+        "start": [_form("start", "page.start_run", s, "Start") for s in starters.starters()],
     }
     for form in (*sections["make"], *sections["start"]):
         pick = form["pick"]
@@ -133,25 +127,18 @@ def _render(
     ), status
 
 
-def _form(
-    form_id: str,
-    endpoint: str,
-    name: str,
-    label: str,
-    help_text: str,
-    pick: Pick | None,
-    fields: Iterable[Field],
-) -> dict[str, Any]:
-    fields = list(fields)
+def _form(what: str, endpoint: str, item: Starter | Maker, button: str) -> dict[str, Any]:
+    """What the template needs of a starter's or maker's form."""
     return {
-        "id": form_id,
-        "action": url_for(endpoint, name=name),
-        "label": label,
-        "help": help_text,
-        "pick": pick,
-        "fields": fields,
-        "multipart": any(field.kind == "files" for field in fields),
+        "id": f"{what}-{item.name}",
+        "action": url_for(endpoint, name=item.name),
+        "label": item.label,
+        "help": item.help,
+        "pick": item.pick,
+        "fields": list(item.fields),
+        "multipart": any(field.kind == "files" for field in item.fields),
         "rows": forms.FILE_ROWS,
+        "button": button,
     }
 
 

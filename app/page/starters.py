@@ -92,6 +92,7 @@ class Maker:
     schema: Callable[[], Schema] | None = None
     help: str = ""
     order: int = 100
+    button: str = "Create"
 
 
 LIST_SIZE = 200

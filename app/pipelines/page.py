@@ -173,6 +173,7 @@ def _register_forms() -> None:
             ),
             pick=PIPELINE,
             order=20,
+            button="Upload",
         )
     )
     register_starter(
