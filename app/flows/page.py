@@ -18,7 +18,7 @@ from app.flows.schemas import STEP_STATES, FlowCreateSchema
 from app.flows.sql import SqlProblem
 from app.page.dag_layout import DrawnNode, layout, svg
 from app.page.registry import Action, RunKindPage, register
-from app.page.starters import Pick, Starter, register_starter
+from app.page.starters import Pick, Starter, newest_by_name, register_starter
 from app.runs import broker
 from app.runs.models import Run
 
@@ -140,15 +140,6 @@ def _rerun(session: Session, run: Run) -> str:
     return new.id
 
 
-def _choices(session: Session, limit: int) -> list[tuple[str, str]]:
-    rows = session.execute(
-        select(FlowInput.id, FlowInput.name)
-        .order_by(FlowInput.created_at.desc(), FlowInput.id.desc())
-        .limit(limit)
-    )
-    return [(id_, name) for id_, name in rows]
-
-
 def _start(session: Session, flow_input_id: str, body: dict[str, Any]) -> Run:
     """As ``POST /flows`` with ``flow_input_id``."""
     queries.get_flow_input(session, flow_input_id)  # 404 naming flow_input_id, beside it
@@ -161,7 +152,7 @@ STARTER = Starter(
     Pick(
         "flow_input_id",
         "Flow input",
-        _choices,
+        newest_by_name(FlowInput),
         "No flow inputs yet: make data stores and a flow input with the API (README, Flows).",
     ),
     lambda: FlowCreateSchema(exclude=("flow_input_id",)),  # the pick names it

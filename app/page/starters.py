@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from marshmallow import Schema
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.runs.models import Run
@@ -96,6 +97,23 @@ class Maker:
 
 
 LIST_SIZE = 200
+
+
+def newest_by_name(model: Any) -> Callable[[Session, int], list[tuple[str, str]]]:
+    """``choices`` of a model with ``id``, ``name`` and ``created_at``: the newest, by name
+    (only those two columns: a list needs no documents)."""
+
+    def choices(session: Session, limit: int) -> list[tuple[str, str]]:
+        rows = session.execute(
+            select(model.id, model.name)
+            .order_by(model.created_at.desc(), model.id.desc())
+            .limit(limit)
+        )
+        return [(id_, name) for id_, name in rows]
+
+    return choices
+
+
 _STARTERS: dict[str, Starter] = {}
 _MAKERS: dict[str, Maker] = {}
 

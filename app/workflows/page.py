@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.page.dag_layout import DrawnNode, layout, svg
 from app.page.registry import Action, RunKindPage, register
-from app.page.starters import Field, Pick, Starter, register_starter
+from app.page.starters import Field, Pick, Starter, newest_by_name, register_starter
 from app.runs import dispatch
 from app.runs.models import Run
 from app.runs.states import RunState
@@ -97,16 +97,6 @@ def _retry(session: Session, run: Run) -> str:
     return new.id
 
 
-def _choices(session: Session, limit: int) -> list[tuple[str, str]]:
-    """The newest workflows by name (not their node documents: a list needs none)."""
-    rows = session.execute(
-        select(Workflow.id, Workflow.name)
-        .order_by(Workflow.created_at.desc(), Workflow.id.desc())
-        .limit(limit)
-    )
-    return [(id_, name) for id_, name in rows]
-
-
 def _start(session: Session, workflow_id: str, body: dict[str, Any]) -> Run:
     """As ``POST /workflows/{id}/runs``: its root nodes start once committed."""
     return TARGET.start(session, workflow_id, body, current_app.config["SETTINGS"])
@@ -118,7 +108,7 @@ STARTER = Starter(
     Pick(
         "workflow_id",
         "Workflow",
-        _choices,
+        newest_by_name(Workflow),
         "No workflows yet: make one with POST /api/v1.0/workflows (README, Workflows).",
     ),
     WorkflowRunCreateSchema,

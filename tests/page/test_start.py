@@ -356,6 +356,42 @@ def test_start_a_job_kind_checks_its_parameters(signed_in, client_headers):
     assert "Run of job kind voltage_report" in html and "2401.7771" in html
 
 
+def test_start_a_flow_input(signed_in, client_headers, app):
+    folder = Path(app.config["SETTINGS"].FLOWS_DATA_ROOT) / "page-csv"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "readings.csv").write_text("meter,kwh\nM1,1.5\n")
+    stores = []
+    for body in (
+        {"name": "csv", "type": "FILE", "engine": "csv", "path": "page-csv"},
+        {"name": "duck", "type": "COLUMNAR", "engine": "duckdb", "path": "page-out/w.duckdb"},
+    ):
+        response = signed_in.post(f"{API}/data-stores", json=body, headers=client_headers)
+        assert response.status_code == 201, response.get_json()
+        stores.append(response.get_json()["id"])
+    flow_input = signed_in.post(
+        f"{API}/flow-inputs",
+        json={
+            "name": "page-flow",
+            "sources": [{"store_id": stores[0], "files": [{"name": "r", "pattern": "*.csv"}]}],
+            "target_store_id": stores[1],
+            "transforms": [
+                {"name": "total", "sql": "SELECT sum(kwh) AS k FROM r", "persist": True}
+            ],
+        },
+        headers=client_headers,
+    )
+    assert flow_input.status_code == 201, flow_input.get_json()
+    flow_input_id = flow_input.get_json()["id"]
+    assert f'<option value="{flow_input_id}">page-flow</option>' in signed_in.get(
+        "/page/start"
+    ).get_data(as_text=True)
+    started = _post(signed_in, "/page/start/flow", {"flow_input_id": flow_input_id})
+    assert started.status_code == 303, started.get_data(as_text=True)
+    run_id = started.headers["Location"].rsplit("/", 1)[1]
+    flow = signed_in.get(f"{API}/flows/{run_id}", headers=client_headers).get_json()
+    assert flow["state"] == "READY" and flow["flow_input_id"] == flow_input_id
+
+
 def test_start_a_flow_input_that_is_not_there(signed_in, client_headers):
     response = _post(signed_in, "/page/start/flow", {"flow_input_id": "nope"})
     assert response.status_code == 404
