@@ -24,6 +24,7 @@ from app.page.routes import FORM_BYTES, blp
 from app.page.session import signed_in
 from app.page.starters import LIST_SIZE, Maker, Pick, Starter
 from app.runs import dispatch
+from app.safe_text import text_problem
 from app.uploads import PayloadTooLarge
 
 
@@ -95,9 +96,12 @@ def make(name: str) -> Any:
 
 
 def _picked(pick: Pick) -> str:
+    """The chosen id: any text that can be looked up (a NUL would fail PostgreSQL's query)."""
     chosen = request.form.get(pick.field, "").strip()
     if not chosen:
         raise ValidationFailed(f"Choose a {pick.label.lower()}", {pick.field: ["Choose one"]})
+    if problem := text_problem(chosen):
+        raise ValidationFailed(f"No such {pick.label.lower()}", {pick.field: [f"Id {problem}"]})
     return chosen
 
 

@@ -145,6 +145,7 @@ def test_the_same_name_replaces_a_file_and_its_old_object(
     [
         ({"pipeline_id": "no-such-pipeline"}, 404, "pipeline_id"),
         ({"pipeline_id": ""}, 422, "pipeline_id"),
+        ({"pipeline_id": "a\x00b"}, 422, "pipeline_id"),
         ({"parameters": '{"A": 1'}, 422, "parameters"),
         ({"parameters": "just words"}, 422, "parameters"),
         ({"parameters": "BAD NAME=1"}, 422, "parameters"),
