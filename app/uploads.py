@@ -32,7 +32,13 @@ def limited_body(max_bytes: int) -> BinaryIO:
             {"body": [f"{request.content_length} bytes > {max_bytes}"]},
         )
     request.max_content_length = max_bytes
-    return _CappedReader(request.stream, max_bytes)
+    return capped(request.stream, max_bytes)
+
+
+def capped(stream: BinaryIO, max_bytes: int) -> BinaryIO:
+    """``stream`` read through, refused (413) past ``max_bytes``: a body, or one file of a
+    form (the page's uploads), held to the same limit."""
+    return _CappedReader(stream, max_bytes)
 
 
 class _CappedReader:

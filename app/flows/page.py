@@ -1,5 +1,6 @@
 """The flow's page: its steps drawn as a graph (state, rows, seconds), the SQL of its
-transforms, and a SQL error's line marked in it."""
+transforms, and a SQL error's line marked in it; and the start page's form to run a flow
+input (stores and flow inputs are made with the API)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.flows import services
+from app.flows import queries, services
 from app.flows import steps as flow_steps
 from app.flows.models import FlowInput, FlowRun
-from app.flows.schemas import STEP_STATES
+from app.flows.schemas import STEP_STATES, FlowCreateSchema
 from app.flows.sql import SqlProblem
 from app.page.dag_layout import DrawnNode, layout, svg
 from app.page.registry import Action, RunKindPage, register
+from app.page.starters import Pick, Starter, newest_by_name, register_starter
 from app.runs import broker
 from app.runs.models import Run
 
@@ -138,7 +140,29 @@ def _rerun(session: Session, run: Run) -> str:
     return new.id
 
 
+def _start(session: Session, flow_input_id: str, body: dict[str, Any]) -> Run:
+    """As ``POST /flows`` with ``flow_input_id``."""
+    queries.get_flow_input(session, flow_input_id)  # 404 naming flow_input_id, beside it
+    return services.create_run(session, {**body, "flow_input_id": flow_input_id})
+
+
+STARTER = Starter(
+    "flow",
+    "Run a flow input",
+    Pick(
+        "flow_input_id",
+        "Flow input",
+        newest_by_name(FlowInput),
+        "No flow inputs yet: make data stores and a flow input with the API (README, Flows).",
+    ),
+    lambda: FlowCreateSchema(exclude=("flow_input_id",)),  # the pick names it
+    _start,
+    order=40,
+)
+
+
 def register_page() -> None:
+    register_starter(STARTER)
     register(
         RunKindPage(
             kind="flow",

@@ -1,4 +1,5 @@
-"""The job run's page: what it adds to the generic run page (app/page)."""
+"""The job run's page, and the start page's form to run a job kind: what job runs add to
+the generic page (app/page)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.jobs import queries
+from app.jobs import kinds, queries, services
 from app.jobs.models import JobRun
+from app.jobs.schemas import JobRunCreateSchema
 from app.page.registry import RunKindPage, register
+from app.page.starters import Field, Pick, Starter, register_starter
 from app.runs.models import Run
 
 
@@ -41,7 +44,51 @@ def _describe(session: Session, ids: Sequence[str]) -> Mapping[str, str]:
     return {run_id: kind for run_id, kind in rows}
 
 
+def _choices(session: Session, limit: int) -> list[tuple[str, str]]:
+    """The installed kinds (code, not rows: all of them), with their titles."""
+    loaded = sorted(kinds.installed().values(), key=lambda item: item.name)[:limit]
+    return [(item.name, f"{item.name} · {item.kind.title}" if item.kind.title else item.name)
+            for item in loaded]  # fmt: skip
+
+
+def _start(session: Session, name: str, body: dict[str, Any]) -> Run:
+    """As ``POST /job-kinds/{kind}/runs``: parameters checked by the kind's own schema."""
+    kind = kinds.get_kind(name)
+    services.check_parameters(kind, body["parameters"], "parameters")
+    settings = current_app.config["SETTINGS"]
+    return services.create_run(session, kind, kinds.queue_of(name), body, settings)
+
+
+STARTER = Starter(
+    "job",
+    "Run a job kind",
+    Pick("kind", "Job kind", _choices, "No job kinds installed (JOB_KINDS)."),
+    JobRunCreateSchema,
+    _start,
+    (
+        Field(
+            "parameters",
+            "Parameters",
+            "json",
+            "A JSON object, checked against the kind's parameter schema "
+            "(GET /api/v1.0/job-kinds/{kind} shows it).",
+            '{"nominal_voltage": 2401.7771}',
+        ),
+        Field(
+            "inputs",
+            "Inputs by URL",
+            "json",
+            "Optional: files fetched into the job folder first.",
+            '[{"name": "voltages.csv", "url": "https://example.com/voltages.csv"}]',
+        ),
+        Field("timeout_seconds", "Timeout (seconds)", "number", "Blank: the kind's."),
+    ),
+    order=30,
+)
+
+
 def register_page() -> None:
+    register_starter(STARTER)
     register(
         RunKindPage(
             kind="job",

@@ -52,6 +52,8 @@ blp = Blueprint(
 )
 PAGE_SIZE = 50
 LOG_PAGE = 500
+#: The most a page form without files may send: its fields are far smaller.
+FORM_BYTES = 1_000_000
 
 
 @blp.app_context_processor
@@ -67,6 +69,13 @@ def _bytes(size: int) -> str:
     while value >= 1000 and unit < len(units) - 1:
         value, unit = value / 1000, unit + 1
     return f"{value:.1f} {units[unit]}" if unit else f"{int(value)} B"
+
+
+@blp.before_request
+def _limit_forms() -> None:
+    """A page form is small: no POST is read (or spooled to disk) past FORM_BYTES, but for
+    a form of files (start_routes.py raises its limit to the API's upload limit)."""
+    request.max_content_length = FORM_BYTES
 
 
 @blp.after_request
@@ -303,3 +312,7 @@ def run_action(run_id: str, action: str) -> Any:
         raise ValidationFailed("No such action for this run", {"action": [action]})
     target = chosen.perform(db.session, found)
     return redirect(url_for("page.run", run_id=target), 303)
+
+
+# The start page's routes share this blueprint (its own module: forms, not run views).
+from app.page import start_routes  # noqa: E402, F401

@@ -45,4 +45,10 @@ class LocalStore:
         return None
 
     def delete_prefix(self, prefix: str) -> None:
-        shutil.rmtree(self._path(prefix), ignore_errors=True)
+        """Delete a folder (``runs/<id>/``) or one object (a replaced file's key): rmtree
+        alone refuses a file and, errors ignored, would leave it behind."""
+        path = self._path(prefix)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)

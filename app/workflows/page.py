@@ -1,4 +1,5 @@
-"""The workflow run's page: its DAG, drawn on the server, with every node's state."""
+"""The workflow run's page: its DAG, drawn on the server, with every node's state; and
+the start page's form to run a workflow (workflows themselves are made with the API)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from sqlalchemy.orm import Session
 
 from app.page.dag_layout import DrawnNode, layout, svg
 from app.page.registry import Action, RunKindPage, register
+from app.page.starters import Field, Pick, Starter, newest_by_name, register_starter
 from app.runs import dispatch
 from app.runs.models import Run
 from app.runs.states import RunState
 from app.workflows import queries, services
 from app.workflows.models import Workflow, WorkflowRun
+from app.workflows.schedule_target import TARGET
+from app.workflows.schemas import WorkflowRunCreateSchema
 
 
 def _nodes(session: Session, run: Run) -> list[dict[str, Any]]:
@@ -93,7 +97,43 @@ def _retry(session: Session, run: Run) -> str:
     return new.id
 
 
+def _start(session: Session, workflow_id: str, body: dict[str, Any]) -> Run:
+    """As ``POST /workflows/{id}/runs``: its root nodes start once committed."""
+    return TARGET.start(session, workflow_id, body, current_app.config["SETTINGS"])
+
+
+STARTER = Starter(
+    "workflow",
+    "Run a workflow",
+    Pick(
+        "workflow_id",
+        "Workflow",
+        newest_by_name(Workflow),
+        "No workflows yet: make one with POST /api/v1.0/workflows (README, Workflows).",
+    ),
+    WorkflowRunCreateSchema,
+    _start,
+    (
+        Field(
+            "parameters",
+            "Parameters per node",
+            "json",
+            "Optional JSON: per node name, parameters overriding the node's.",
+            '{"scenario": {"LOAD_SCALE": "1.5"}}',
+        ),
+        Field(
+            "timeout_seconds",
+            "Timeout (seconds)",
+            "number",
+            "The whole run's; blank: MAX_TIMEOUT_SECONDS.",
+        ),
+    ),
+    order=20,
+)
+
+
 def register_page() -> None:
+    register_starter(STARTER)
     register(
         RunKindPage(
             kind="workflow",

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.e2e.conftest import LONG, MEDIUM, residential_files
+from tests.e2e.conftest import IEEE13, LONG, MEDIUM, WEATHER, residential_files
 from tests.e2e.harness import E2E_MODELS, REPO, Service, wait_until
 from tests.e2e.stack import Stack
 
@@ -85,6 +85,97 @@ def state_is(page: Page, state: str, timeout: float = WAIT_MS) -> None:
         arg=state,
         timeout=timeout,
     )
+
+
+def _make_pipeline_with_files(
+    page: Page, name: str, model: str, files: list[tuple[Path, str]]
+) -> str:
+    """Make a pipeline and add its files by the start page's forms (each file's row names
+    it, or leaves the file's own name); return its id, preselected for the start."""
+    page.fill("#make-pipeline-name", name)
+    page.fill("#make-pipeline-model", model)
+    page.click("#make-pipeline-submit")
+    page.wait_for_selector("#notice")
+    assert f"Pipeline '{name}' made" in page.inner_text("#notice")
+    pipeline_id = page.input_value("#make-pipeline-files-pipeline_id")
+    assert f"pipeline_id={pipeline_id}" in page.url
+    for row, (path, stored_as) in enumerate(files, 1):
+        page.set_input_files(f"#make-pipeline-files-files-{row}-file", str(path))
+        page.fill(f"#make-pipeline-files-files-{row}-name", stored_as)
+    page.click("#make-pipeline-files-submit")
+    page.wait_for_selector("#notice")
+    stored = [stored_as or path.name for path, stored_as in files]
+    assert f"Stored {', '.join(stored)} in pipeline '{name}'." == page.inner_text("#notice")
+    assert page.input_value("#start-pipeline-pipeline_id") == pipeline_id
+    return pipeline_id
+
+
+@pytest.mark.timeout(240)
+def test_create_and_start_from_the_page_ieee13_residential_and_a_workflow(page, stack, client):
+    """What a new user does without a terminal: make the IEEE-13 pipeline, upload its model,
+    start it and see it complete; the same for the residential model with its weather file
+    at the job root; then run a workflow (made with the API: the page only starts them)."""
+    sign_in(page, stack)
+    page.wait_for_selector("table#runs")
+    page.click("#nav-start")
+    page.wait_for_selector("#make-pipeline")
+    shot(page, "start-empty")
+
+    ieee13 = _make_pipeline_with_files(page, "ieee13 from the page", IEEE13.name, [(IEEE13, "")])
+    # A mistake first: it comes back beside its field, what was typed kept, nothing run.
+    page.fill("#start-pipeline-parameters", "SIZE 3")
+    page.click("#start-pipeline-submit")
+    error = page.inner_text("#start-pipeline-parameters-error")
+    assert error == "Line 1: write KEY=VALUE, or give a JSON object"
+    assert page.input_value("#start-pipeline-parameters") == "SIZE 3"
+    assert page.get_attribute("#start-pipeline-parameters", "aria-invalid") == "true"
+    shot(page, "start-mistake")
+    assert client.get(f"/api/v1.0/pipelines/{ieee13}/runs").json()["items"] == []
+    page.fill("#start-pipeline-parameters", "")
+    page.click("#start-pipeline-submit")
+    page.wait_for_url("**/page/runs/*")
+    assert "Run of pipeline" in page.inner_text("h1")
+    state_is(page, "COMPLETED", 90_000)
+    page.wait_for_selector("#artifacts a")  # its outputs, ready to plot or download
+    shot(page, "started-ieee13-completed")
+
+    page.click("#nav-start")
+    residential = _make_pipeline_with_files(
+        page,
+        "residential from the page",
+        f"models/{MEDIUM.name}",
+        [(MEDIUM, f"models/{MEDIUM.name}"), (WEATHER, "")],
+    )
+    page.fill("#start-pipeline-parameters", "")
+    page.click("#start-pipeline-submit")
+    page.wait_for_url("**/page/runs/*")
+    state_is(page, "COMPLETED", 90_000)
+    run_id = page.url.rsplit("/", 1)[1]
+    run = client.get_run(residential, run_id)
+    assert any(a["name"].endswith("medium_hourly.csv") for a in run["artifacts"]), run
+    shot(page, "started-residential-completed")
+
+    workflow = client.post(
+        "/api/v1.0/workflows",
+        json={
+            "name": "page-started",
+            "nodes": [
+                {"name": "feeder", "pipeline_id": ieee13},
+                {"name": "again", "pipeline_id": ieee13, "depends_on": ["feeder"]},
+            ],
+        },
+    )
+    assert workflow.status_code == 201, workflow.text
+    page.click("#nav-start")
+    page.select_option("#start-workflow-workflow_id", workflow.json()["id"])
+    page.click("#start-workflow-submit")
+    page.wait_for_url("**/page/runs/*")
+    assert page.inner_text("h1").startswith("Run of workflow page-started")
+    state_is(page, "COMPLETED", 90_000)
+    for name in ("feeder", "again"):
+        node = page.locator(f"#dag a[data-node='{name}']")
+        assert node.get_attribute("aria-label") == f"{name}: COMPLETED"
+    shot(page, "started-workflow-completed")
 
 
 def test_sign_in_refuses_a_bad_key_and_csrf_guards_actions(page, stack, client):

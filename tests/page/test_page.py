@@ -8,31 +8,11 @@ PostgreSQL.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import pytest
-from flask.testing import FlaskClient
 
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def _csrf(client: FlaskClient, path: str = "/page/signin") -> str:
-    match = CSRF.search(client.get(path).get_data(as_text=True))
-    assert match, path
-    return match.group(1)
-
-
-def _sign_in(client: FlaskClient, token: str) -> Any:
-    return client.post(
-        "/page/signin", data={"key": token, "csrf_token": _csrf(client), "next": "/page/"}
-    )
-
-
-@pytest.fixture
-def signed_in(client: FlaskClient, client_headers: dict[str, str]) -> FlaskClient:
-    response = _sign_in(client, client_headers["Authorization"].split()[1])
-    assert response.status_code == 303, response.get_data(as_text=True)
-    return client
+from tests.page.conftest import csrf as _csrf
+from tests.page.conftest import sign_in as _sign_in
 
 
 def test_home_links_to_the_page(client):
