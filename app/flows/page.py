@@ -4,11 +4,10 @@ input (stores and flow inputs are made with the API)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from markupsafe import Markup
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.flows import queries, services
@@ -17,7 +16,7 @@ from app.flows.models import FlowInput, FlowRun
 from app.flows.schemas import STEP_STATES, FlowCreateSchema
 from app.flows.sql import SqlProblem
 from app.page.dag_layout import DrawnNode, layout, svg
-from app.page.registry import Action, RunKindPage, register
+from app.page.registry import Action, RunKindPage, by_parent_name, register
 from app.page.starters import Pick, Starter, newest_by_name, register_starter
 from app.runs import broker
 from app.runs.models import Run
@@ -122,15 +121,6 @@ def _context(session: Session, run: Run) -> dict[str, Any]:
     }
 
 
-def _describe(session: Session, ids: Sequence[str]) -> Mapping[str, str]:
-    rows = session.execute(
-        select(FlowRun.id, FlowInput.name)
-        .join(FlowInput, FlowInput.id == FlowRun.flow_input_id)
-        .where(FlowRun.id.in_(ids))
-    )
-    return {run_id: name for run_id, name in rows}
-
-
 def _rerun(session: Session, run: Run) -> str:
     assert isinstance(run, FlowRun)
     new = services.create_run(
@@ -170,7 +160,7 @@ def register_page() -> None:
             template="page/flow_run.html",
             context=_context,
             live=_live,
-            describe=_describe,
+            describe=by_parent_name(FlowRun, FlowInput, FlowRun.flow_input_id),
             actions={"rerun": Action("Re-run", _rerun, lambda run: run.state.is_final)},
         )
     )

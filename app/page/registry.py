@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.runs.models import Run
@@ -39,6 +40,23 @@ class RunKindPage:
     #: A short description of each run of a page of the runs list, one query for them all.
     describe: Callable[[Session, Sequence[str]], Mapping[str, str]] = lambda session, ids: {}
     actions: Mapping[str, Action] = dataclasses.field(default_factory=dict)
+
+
+def by_parent_name(
+    run_model: Any, parent_model: Any, foreign_key: Any
+) -> Callable[[Session, Sequence[str]], Mapping[str, str]]:
+    """A ``describe`` naming each run after what it runs (its pipeline, workflow, flow
+    input): one join for a whole page of the runs list."""
+
+    def describe(session: Session, ids: Sequence[str]) -> Mapping[str, str]:
+        rows = session.execute(
+            select(run_model.id, parent_model.name)
+            .join(parent_model, parent_model.id == foreign_key)
+            .where(run_model.id.in_(ids))
+        )
+        return {run_id: name for run_id, name in rows}
+
+    return describe
 
 
 _KINDS: dict[str, RunKindPage] = {}

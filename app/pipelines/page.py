@@ -3,14 +3,13 @@ and start it: what pipelines add to the generic page (app/page)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any, BinaryIO
 
 from flask import current_app
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from app.page.registry import Action, RunKindPage, register
+from app.page.registry import Action, RunKindPage, by_parent_name, register
 from app.page.starters import Field, Made, Maker, Pick, Starter, register_maker, register_starter
 from app.pipelines import queries, services
 from app.pipelines.models import Pipeline, PipelineFile, PipelineRun
@@ -25,15 +24,6 @@ from app.uploads import PayloadTooLarge, capped
 def _context(session: Session, run: Run) -> dict[str, Any]:
     assert isinstance(run, PipelineRun)
     return {"pipeline": run.pipeline, "parent_run_id": run.parent_run_id}
-
-
-def _describe(session: Session, ids: Sequence[str]) -> Mapping[str, str]:
-    rows = session.execute(
-        select(PipelineRun.id, Pipeline.name)
-        .join(Pipeline, Pipeline.id == PipelineRun.pipeline_id)
-        .where(PipelineRun.id.in_(ids))
-    )
-    return {run_id: name for run_id, name in rows}
 
 
 def _rerun(session: Session, run: Run) -> str:
@@ -208,7 +198,7 @@ def register_page() -> None:
             label="Pipeline run",
             template="page/pipeline_run.html",
             context=_context,
-            describe=_describe,
+            describe=by_parent_name(PipelineRun, Pipeline, PipelineRun.pipeline_id),
             actions={"rerun": Action("Re-run", _rerun, lambda run: run.state.is_final)},
         )
     )

@@ -3,16 +3,14 @@ the start page's form to run a workflow (workflows themselves are made with the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flask import current_app, url_for
 from markupsafe import Markup
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.page.dag_layout import DrawnNode, layout, svg
-from app.page.registry import Action, RunKindPage, register
+from app.page.registry import Action, RunKindPage, by_parent_name, register
 from app.page.starters import Field, Pick, Starter, newest_by_name, register_starter
 from app.runs import dispatch
 from app.runs.models import Run
@@ -80,15 +78,6 @@ def _context(session: Session, run: Run) -> dict[str, Any]:
     }
 
 
-def _describe(session: Session, ids: Sequence[str]) -> Mapping[str, str]:
-    rows = session.execute(
-        select(WorkflowRun.id, Workflow.name)
-        .join(Workflow, Workflow.id == WorkflowRun.workflow_id)
-        .where(WorkflowRun.id.in_(ids))
-    )
-    return {run_id: name for run_id, name in rows}
-
-
 def _retry(session: Session, run: Run) -> str:
     assert isinstance(run, WorkflowRun)
     new = services.retry_run(session, run, current_app.config["SETTINGS"])
@@ -141,7 +130,7 @@ def register_page() -> None:
             template="page/workflow_run.html",
             context=_context,
             live=_live,
-            describe=_describe,
+            describe=by_parent_name(WorkflowRun, Workflow, WorkflowRun.workflow_id),
             actions={
                 "retry": Action(
                     "Retry from failure",
