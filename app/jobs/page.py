@@ -53,10 +53,7 @@ def _choices(session: Session, limit: int) -> list[tuple[str, str]]:
 
 def _start(session: Session, name: str, body: dict[str, Any]) -> Run:
     """As ``POST /job-kinds/{kind}/runs``: parameters checked by the kind's own schema."""
-    kind = kinds.get_kind(name)
-    services.check_parameters(kind, body["parameters"], "parameters")
-    settings = current_app.config["SETTINGS"]
-    return services.create_run(session, kind, kinds.queue_of(name), body, settings)
+    return services.start_run(session, name, body, current_app.config["SETTINGS"], "parameters")
 
 
 STARTER = Starter(

@@ -130,10 +130,8 @@ class JobRuns(ClientView):
         `parameters` are checked against the kind's schema (422 naming each field). A run
         of a kind no worker runs stays READY, and `waiting_reason` says why.
         """
-        job_kind = kinds.get_kind(kind)
-        services.check_parameters(job_kind, data["parameters"], "json.parameters")
         settings = current_app.config["SETTINGS"]
-        run = services.create_run(db.session, job_kind, kinds.queue_of(kind), data, settings)
+        run = services.start_run(db.session, kind, data, settings, "json.parameters")
         broker.commit_and_publish(db.session, run)
         location = url_for(".JobRun", kind=kind, run_id=run.id)
         return _shown(queries.get_run(db.session, kind, run.id)), 201, {"Location": location}

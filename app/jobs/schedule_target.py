@@ -35,9 +35,8 @@ class JobKindTarget:
     def start(
         self, session: Session, target_id: str, body: dict[str, Any], settings: Settings
     ) -> JobRun:
-        kind = kinds.get_kind(target_id)  # NotFound once uninstalled: the fire fails, named
-        services.check_parameters(kind, body.get("parameters", {}), "target.run.parameters")
-        return services.create_run(session, kind, kinds.queue_of(target_id), body, settings)
+        # NotFound once uninstalled: the fire fails, named.
+        return services.start_run(session, target_id, body, settings, "target.run.parameters")
 
     def run_url(self, target_id: str, run_id: str) -> str:
         return f"/api/v1.0/job-kinds/{target_id}/runs/{run_id}"

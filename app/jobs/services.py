@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.errors import ValidationFailed
 from app.jobkit.kind import JobKind
+from app.jobs import kinds
 from app.jobs.models import JobKindWorker, JobRun
 from app.runs.services import record_creation
 from app.timeutil import utcnow
@@ -70,3 +71,14 @@ def record_worker_kinds(session: Session, worker_id: str, kinds: list[str]) -> N
     now = utcnow()
     session.add_all(JobKindWorker(kind=k, worker_id=worker_id, seen_at=now) for k in set(kinds))
     session.flush()
+
+
+def start_run(
+    session: Session, name: str, data: dict[str, Any], settings: Settings, where: str
+) -> JobRun:
+    """A run of the installed kind ``name``, as a client asks for one (API, page, schedule):
+    NotFound if no such kind is installed, its parameters checked by the kind's schema and
+    errors named at ``where`` (``json.parameters``)."""
+    kind = kinds.get_kind(name)
+    check_parameters(kind, data.get("parameters", {}), where)
+    return create_run(session, kind, kinds.queue_of(name), data, settings)

@@ -54,6 +54,8 @@ PAGE_SIZE = 50
 LOG_PAGE = 500
 #: The most a page form without files may send: its fields are far smaller.
 FORM_BYTES = 1_000_000
+FORM_FIELD_BYTES = 200_000  # parameters or input lists of a few thousand lines
+FORM_PARTS = 100
 
 
 @blp.app_context_processor
@@ -76,6 +78,8 @@ def _limit_forms() -> None:
     """A page form is small: no POST is read (or spooled to disk) past FORM_BYTES, but for
     a form of files (start_routes.py raises its limit to the API's upload limit)."""
     request.max_content_length = FORM_BYTES
+    request.max_form_memory_size = FORM_FIELD_BYTES  # a text field, held in memory
+    request.max_form_parts = FORM_PARTS
 
 
 @blp.after_request

@@ -29,11 +29,15 @@ from app.uploads import PayloadTooLarge
 
 
 def _takes_uploads(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Let this view's forms carry files as large as the API takes (MAX_FILE_UPLOAD_BYTES
-    in all, beside the fields). Set before ``signed_in`` reads the form for its token."""
+    """Let a maker's form of files carry as much as the API takes (MAX_FILE_UPLOAD_BYTES
+    in all, beside the fields); any other form keeps the page's small limit. Set before
+    ``signed_in`` reads the form for its token."""
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        found = starters.maker(kwargs.get("name", ""))
+        if found is None or not any(field.kind == "files" for field in found.fields):
+            return view(*args, **kwargs)
         limit = current_app.config["SETTINGS"].MAX_FILE_UPLOAD_BYTES
         request.max_content_length = limit + FORM_BYTES
         try:
@@ -52,7 +56,7 @@ def _takes_uploads(view: Callable[..., Any]) -> Callable[..., Any]:
 @signed_in
 def start() -> Any:
     """Every maker's and starter's form; ``?pipeline_id=...`` (any pick) preselects."""
-    return _render(200, selected=request.args)
+    return _render(200, selected=_picks(request.args))
 
 
 @blp.route("/start/<name>", methods=["POST"])
@@ -93,6 +97,13 @@ def make(name: str) -> Any:
     flash(made.notice)
     anchor = f"#{made.anchor}" if made.anchor else ""
     return redirect(url_for("page.start", **made.select) + anchor, 303)
+
+
+def _picks(args: Mapping[str, str]) -> dict[str, str]:
+    """Only the lists can be preselected by a link: a link that filled in parameters or
+    input URLs would have a person start what someone else wrote."""
+    fields = {item.pick.field for item in (*starters.makers(), *starters.starters()) if item.pick}
+    return {name: value for name, value in args.items() if name in fields}
 
 
 def _picked(pick: Pick) -> str:

@@ -17,6 +17,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from app.extensions import db
+from app.runs.models import Run
 from tests.page.conftest import csrf
 
 API = "/api/v1.0"
@@ -37,6 +39,14 @@ def _errors(html: str) -> dict[str, str]:
 
 def _count(client: FlaskClient, headers: dict[str, str], path: str) -> int:
     return len(client.get(f"{API}{path}", headers=headers).get_json()["items"])
+
+
+def _published(app: Flask, run_id: str) -> bool:
+    """Whether the run's task was sent to the broker (after the start's commit)."""
+    db.session.rollback()  # this test's own session (the app fixture's context): read afresh
+    published = db.session.get(Run, run_id).dispatched_at is not None
+    db.session.rollback()
+    return published
 
 
 def _objects(app: Flask) -> list[Path]:
@@ -122,6 +132,7 @@ def test_make_a_pipeline_add_its_files_and_start_it(signed_in, client_headers, a
     assert run["state"] == "READY"
     assert run["parameters"] == {"A": "1", "B": "3", "C": "x"}  # the API's merge and text
     assert run["timeout_seconds"] == 90
+    assert _published(app, run_id)
     assert "Run of pipeline" in signed_in.get(started.headers["Location"]).get_data(as_text=True)
 
 
@@ -303,7 +314,9 @@ def test_nothing_of_that_name(signed_in):
     assert _post(signed_in, "/page/make/nope", {}).status_code == 404
 
 
-def test_start_a_workflow_and_name_a_node_it_lacks(signed_in, client_headers, pipeline, model_file):
+def test_start_a_workflow_and_name_a_node_it_lacks(
+    signed_in, client_headers, pipeline, model_file, app
+):
     workflow = signed_in.post(
         f"{API}/workflows",
         json={"name": "two", "nodes": [{"name": "a", "pipeline_id": pipeline["id"]}]},
@@ -331,9 +344,10 @@ def test_start_a_workflow_and_name_a_node_it_lacks(signed_in, client_headers, pi
     assert run["state"] == "RUNNING"  # its root node's run was created
     node_run = run["nodes"][0]["instances"][0]
     assert node_run["run_id"] and node_run["state"] == "READY"
+    assert _published(app, node_run["run_id"])
 
 
-def test_start_a_job_kind_checks_its_parameters(signed_in, client_headers):
+def test_start_a_job_kind_checks_its_parameters(signed_in, client_headers, app):
     wrong = _post(
         signed_in,
         "/page/start/job",
@@ -355,6 +369,7 @@ def test_start_a_job_kind_checks_its_parameters(signed_in, client_headers):
     assert started.status_code == 303, started.get_data(as_text=True)
     html = signed_in.get(started.headers["Location"]).get_data(as_text=True)
     assert "Run of job kind voltage_report" in html and "2401.7771" in html
+    assert _published(app, started.headers["Location"].rsplit("/", 1)[1])
 
 
 def test_start_a_flow_input(signed_in, client_headers, app):
@@ -391,6 +406,7 @@ def test_start_a_flow_input(signed_in, client_headers, app):
     run_id = started.headers["Location"].rsplit("/", 1)[1]
     flow = signed_in.get(f"{API}/flows/{run_id}", headers=client_headers).get_json()
     assert flow["state"] == "READY" and flow["flow_input_id"] == flow_input_id
+    assert _published(app, run_id)
 
 
 def test_start_a_flow_input_that_is_not_there(signed_in, client_headers):
@@ -398,3 +414,23 @@ def test_start_a_flow_input_that_is_not_there(signed_in, client_headers):
     assert response.status_code == 404
     assert "flow_input_id" in _errors(response.get_data(as_text=True))
     assert _count(signed_in, client_headers, "/flows") == 0
+
+
+def test_a_link_preselects_only_a_list(signed_in, pipeline):
+    """A link may choose the pipeline; it may not fill in what a person would then start."""
+    page = signed_in.get(
+        f"/page/start?pipeline_id={pipeline['id']}&inputs=EVIL-INPUTS&parameters=EVIL=1"
+    ).get_data(as_text=True)
+    assert f'<option value="{pipeline["id"]}" selected>' in page
+    assert "EVIL" not in page
+
+
+def test_a_form_without_files_keeps_the_small_limit(signed_in, client_headers):
+    """Only a form of files may be as large as an upload: a big pipeline form is 413."""
+    big = _post(
+        signed_in,
+        "/page/make/pipeline",
+        {"name": "big", "model": "m.glm", "description": "x" * 2_000_000},
+    )
+    assert big.status_code == 413
+    assert _count(signed_in, client_headers, "/pipelines") == 0
