@@ -10,10 +10,13 @@ a start shows the new run's page, a make comes back here with what it made prese
 from __future__ import annotations
 
 import functools
+import re
+import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, g, redirect, render_template, request, url_for
+from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -23,9 +26,12 @@ from app.page import forms, starters
 from app.page.routes import FORM_BYTES, blp
 from app.page.session import signed_in
 from app.page.starters import LIST_SIZE, Maker, Pick, Starter
-from app.runs import dispatch
+from app.runs import dispatch, idempotency
 from app.safe_text import text_problem
 from app.uploads import PayloadTooLarge
+
+ONCE_FIELD = "once"
+_ONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 def _takes_uploads(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -66,6 +72,9 @@ def start_run(name: str) -> Any:
     found = starters.starter(name)
     if found is None:
         raise NotFound("Nothing of that name to start", {"name": [name]})
+    once = _once_token()
+    if started := idempotency.replayed_location(db.session, g.api_key_id, once, request.path):
+        return redirect(started, 303)  # the form was sent twice (a double click, a reload)
     try:
         target = _picked(found.pick)
         body = forms.read(found.fields, request.form, request.files, found.schema())
@@ -73,9 +82,28 @@ def start_run(name: str) -> Any:
     except DomainError as error:
         db.session.rollback()
         return _render(error.status, f"start-{name}", error)
-    db.session.commit()
+    location = url_for("page.run", run_id=run.id)
+    idempotency.remember_location(db.session, g.api_key_id, once, request.path, location)
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same form's other copy committed first: show its run
+        db.session.rollback()
+        started = idempotency.replayed_location(db.session, g.api_key_id, once, request.path)
+        return redirect(started or url_for("page.start"), 303)
     dispatch.publish_new(db.session, run.id)  # its task, or a workflow's first nodes'
-    return redirect(url_for("page.run", run_id=run.id), 303)
+    return redirect(location, 303)
+
+
+def _once_token() -> str:
+    """The start form's once-only token (made when the page was rendered): a form sent
+    twice starts one run."""
+    token = request.form.get(ONCE_FIELD, "")
+    if not _ONCE.fullmatch(token):
+        raise ValidationFailed(
+            "This form is out of date: open the start page again",
+            {ONCE_FIELD: ["Missing or malformed"]},
+        )
+    return token
 
 
 @blp.route("/make/<name>", methods=["POST"])
@@ -154,6 +182,7 @@ def _form(what: str, endpoint: str, item: Starter | Maker, button: str) -> dict[
         "multipart": any(field.kind == "files" for field in item.fields),
         "rows": forms.FILE_ROWS,
         "button": button,
+        "once": secrets.token_urlsafe(24) if what == "start" else None,
     }
 
 

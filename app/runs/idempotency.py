@@ -121,3 +121,44 @@ def idempotent(view: F) -> F:
         return response
 
     return wrapper  # type: ignore[return-value]
+
+
+def replayed_location(session: Session, api_key_id: int, key: str, endpoint: str) -> str | None:
+    """Where the first request sent with ``key`` led (a page form's once-only token), if
+    it was done and has not expired."""
+    record = session.scalar(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.api_key_id == api_key_id,
+            IdempotencyRecord.key == key,
+            IdempotencyRecord.endpoint == endpoint,
+        )
+    )
+    if record is None or _is_dead(record):
+        return None
+    return record.location
+
+
+def remember_location(
+    session: Session, api_key_id: int, key: str, endpoint: str, location: str
+) -> None:
+    """Record, in the work's own transaction, that ``key`` led to ``location``: a repeat
+    that commits second fails on the unique index and is shown the first one's answer."""
+    ttl = timedelta(seconds=current_app.config["SETTINGS"].IDEMPOTENCY_TTL_SECONDS)
+    session.execute(  # an expired record of the same key is replaced; a live one stays
+        delete(IdempotencyRecord).where(
+            IdempotencyRecord.api_key_id == api_key_id,
+            IdempotencyRecord.key == key,
+            IdempotencyRecord.endpoint == endpoint,
+            IdempotencyRecord.created_at < utcnow() - ttl,
+        )
+    )
+    session.add(
+        IdempotencyRecord(
+            api_key_id=api_key_id,
+            key=key,
+            endpoint=endpoint,
+            request_hash="",
+            status=303,
+            location=location,
+        )
+    )

@@ -28,7 +28,16 @@ MODEL = b"clock { starttime '2000-01-01 00:00:00'; stoptime '2000-01-01 00:00:01
 def _post(client: FlaskClient, path: str, data: dict[str, Any], token: bool = True) -> Any:
     if token:
         data = {"csrf_token": csrf(client, "/page/start"), **data}
+    if path.startswith("/page/start/") and "once" not in data:
+        data = {"once": _once(client) if token else "a-well-formed-token", **data}
     return client.post(path, data=data, content_type="multipart/form-data")
+
+
+def _once(client: FlaskClient) -> str:
+    """A start form's once-only token, as the page renders it."""
+    match = re.search(r'name="once" value="([^"]+)"', client.get("/page/start").get_data(True))
+    assert match
+    return match.group(1)
 
 
 def _errors(html: str) -> dict[str, str]:
@@ -434,3 +443,17 @@ def test_a_form_without_files_keeps_the_small_limit(signed_in, client_headers):
     )
     assert big.status_code == 413
     assert _count(signed_in, client_headers, "/pipelines") == 0
+
+
+def test_a_start_form_sent_twice_starts_one_run(signed_in, client_headers, pipeline, model_file):
+    form = {"pipeline_id": pipeline["id"], "once": _once(signed_in)}
+    first = _post(signed_in, "/page/start/pipeline", form)
+    again = _post(signed_in, "/page/start/pipeline", form)
+    assert first.status_code == again.status_code == 303
+    assert again.headers["Location"] == first.headers["Location"]
+    assert _count(signed_in, client_headers, f"/pipelines/{pipeline['id']}/runs") == 1
+    other = _post(signed_in, "/page/start/pipeline", {"pipeline_id": pipeline["id"]})
+    assert other.headers["Location"] != first.headers["Location"]  # a new form: a new run
+    stale = _post(signed_in, "/page/start/pipeline", {**form, "once": "x"})
+    assert stale.status_code == 422 and "out of date" in stale.get_data(as_text=True)
+    assert _count(signed_in, client_headers, f"/pipelines/{pipeline['id']}/runs") == 2
