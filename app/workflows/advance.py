@@ -8,17 +8,19 @@ exactly once. SQLite's BEGIN IMMEDIATE gives the same guarantee. New pipeline ru
 published right after the commit (app/runs/dispatch.py).
 
 Node instance statuses live in ``workflow_node_runs`` so that each decision reads a few
-counts, not every run of a large workflow.
+small answers, not every run of a large workflow: a node ending costs the same handful of
+queries in a 1,000-node workflow as in a 3-node one (see ``_Board``).
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, exists, func, select, true
 from sqlalchemy.orm import Session
 
 from app.jobs import kinds as job_kinds
@@ -34,6 +36,7 @@ from app.workflows import dag
 from app.workflows.models import NodeStatus, WorkflowNodeRun, WorkflowRun
 
 OPEN_NODE = (NodeStatus.WAITING, NodeStatus.STARTED)
+UNSUCCESSFUL = (NodeStatus.FAILED, NodeStatus.CANCELLED, NodeStatus.SKIPPED)
 _STATUS_OF_RUN = {
     RunState.COMPLETED: NodeStatus.COMPLETED,
     RunState.FAILED: NodeStatus.FAILED,
@@ -56,7 +59,7 @@ class WorkflowPolicy:
             return
         _settle(session, run, row, child)
         if not run.state.is_final:
-            _decide(session, run, dag.dependants(run.dag).get(row.node, []))
+            _decide(session, run, graph_of(run).dependants.get(row.node, []))
 
     def reconcile(self, session: Session, parent: Run) -> None:
         run = _as_workflow_run(session, parent)
@@ -70,7 +73,7 @@ class WorkflowPolicy:
             if child is None or child.state.is_final:
                 _settle(session, run, row, child)
         if not run.state.is_final:
-            _decide(session, run, dag.topological_order(run.dag))
+            _decide(session, run, graph_of(run).order)
 
 
 def _as_workflow_run(session: Session, parent: Run) -> WorkflowRun:
@@ -84,7 +87,7 @@ def _as_workflow_run(session: Session, parent: Run) -> WorkflowRun:
 def start(session: Session, run: WorkflowRun) -> None:
     """A new (or retried) workflow run: start every node whose upstream is already done."""
     transition(session, run, RunState.RUNNING, reason="started")
-    _decide(session, run, dag.topological_order(run.dag))
+    _decide(session, run, graph_of(run).order)
 
 
 def _settle(session: Session, run: WorkflowRun, row: WorkflowNodeRun, child: Run | None) -> None:
@@ -101,32 +104,114 @@ def _settle(session: Session, run: WorkflowRun, row: WorkflowNodeRun, child: Run
         _close_open_nodes(session, run, f"fail_fast: node {row.node} failed")
 
 
+_GRAPHS: OrderedDict[str, dag.Graph] = OrderedDict()
+_GRAPHS_LOCK = threading.Lock()
+_GRAPHS_KEPT = 64
+
+
+def graph_of(run: WorkflowRun) -> dag.Graph:
+    """The run's DAG as a graph, kept per process for the most recently advanced runs: a
+    run's DAG is fixed when it starts, so the cached graph can never be out of date."""
+    with _GRAPHS_LOCK:
+        graph = _GRAPHS.get(run.id)
+        if graph is not None:
+            _GRAPHS.move_to_end(run.id)
+            return graph
+    graph = dag.Graph(run.dag)
+    with _GRAPHS_LOCK:
+        _GRAPHS[run.id] = graph
+        while len(_GRAPHS) > _GRAPHS_KEPT:
+            _GRAPHS.popitem(last=False)
+    return graph
+
+
+def _among(graph: dag.Graph, names: Iterable[str]) -> ColumnElement[bool]:
+    """``node IN names``, spelled with the shorter list: a join's 1,000 parents are
+    "every node but the root and the join", which the database checks far faster."""
+    wanted = set(names)
+    others = sorted(set(graph.nodes) - wanted)
+    if len(wanted) <= len(others):
+        return WorkflowNodeRun.node.in_(sorted(wanted))
+    return WorkflowNodeRun.node.not_in(others) if others else true()
+
+
 class _Board:
-    """How many instances of each node are in each status: read once per decision pass
-    (one query), then kept up to date as nodes start or are skipped."""
+    """What one decision pass knows about node instances, kept current as the pass starts,
+    skips or fails nodes (the run's row is locked throughout, so nothing else moves them).
 
-    def __init__(self, session: Session, run: WorkflowRun):
-        self.counts: dict[str, Counter[NodeStatus]] = {}
-        for node, status, count in session.execute(
-            select(WorkflowNodeRun.node, WorkflowNodeRun.status, func.count())
-            .where(WorkflowNodeRun.workflow_run_id == run.id)
-            .group_by(WorkflowNodeRun.node, WorkflowNodeRun.status)
-        ):
-            self.counts.setdefault(node, Counter())[NodeStatus(status)] = count
+    Read up front: the candidates' WAITING instances and the nodes that did not succeed
+    (usually none), one query each. Whether a set of upstream nodes still has an open
+    instance is known from the pass itself (a node still waiting, or started by it), else
+    asked once per distinct set. A node ending therefore costs a few small queries however
+    wide the workflow: the 1,000 parents of a join are not re-read at every parent's end.
+    """
 
-    def waiting(self, node: str) -> int:
-        return self.counts.get(node, Counter())[NodeStatus.WAITING]
+    def __init__(self, session: Session, run: WorkflowRun, graph: dag.Graph, nodes: list[str]):
+        self.session, self.run, self.graph = session, run, graph
+        self.waiting: dict[str, list[WorkflowNodeRun]] = {}
+        self._load_waiting(nodes)
+        self.failed = set(
+            session.scalars(
+                select(WorkflowNodeRun.node)
+                .distinct()
+                .where(
+                    WorkflowNodeRun.workflow_run_id == run.id,
+                    WorkflowNodeRun.status.in_(UNSUCCESSFUL),
+                )
+            )
+        )
+        self.started: set[str] = set()
+        self._open: dict[frozenset[str], bool] = {}
 
-    def any_open(self, nodes: list[str]) -> bool:
-        return any(self.counts.get(n, Counter())[s] for n in nodes for s in OPEN_NODE)
+    def _load_waiting(self, nodes: list[str]) -> None:
+        rows = self.session.scalars(
+            select(WorkflowNodeRun)
+            .where(
+                WorkflowNodeRun.workflow_run_id == self.run.id,
+                WorkflowNodeRun.status == NodeStatus.WAITING,
+                _among(self.graph, nodes),
+            )
+            .order_by(WorkflowNodeRun.id)
+        )
+        for node in nodes:
+            self.waiting[node] = []
+        for row in rows:
+            self.waiting[row.node].append(row)
+
+    def waiting_rows(self, node: str) -> list[WorkflowNodeRun]:
+        if node not in self.waiting:  # reached by a skip: not among the first candidates
+            self._load_waiting([node])
+        return self.waiting[node]
 
     def unsuccessful(self, nodes: list[str]) -> list[str]:
-        bad = (NodeStatus.FAILED, NodeStatus.CANCELLED, NodeStatus.SKIPPED)
-        return sorted(n for n in nodes if any(self.counts.get(n, Counter())[s] for s in bad))
+        return sorted(n for n in nodes if n in self.failed)
 
-    def move(self, node: str, to: NodeStatus, count: int) -> None:
-        self.counts[node][NodeStatus.WAITING] -= count
-        self.counts[node][to] += count
+    def any_open(self, nodes: list[str]) -> bool:
+        if any(self.waiting.get(n) or n in self.started for n in nodes):
+            return True
+        key = frozenset(nodes)
+        if key not in self._open:
+            self._open[key] = bool(
+                self.session.scalar(
+                    select(
+                        exists().where(
+                            WorkflowNodeRun.workflow_run_id == self.run.id,
+                            WorkflowNodeRun.status.in_(OPEN_NODE),
+                            _among(self.graph, key),
+                        )
+                    )
+                )
+            )
+        return self._open[key]
+
+    def moved(self, node: str, statuses: list[NodeStatus]) -> None:
+        """The node's waiting instances now have ``statuses`` (started, skipped, failed)."""
+        self.waiting[node] = []
+        if NodeStatus.STARTED in statuses:
+            self.started.add(node)
+        if any(status in UNSUCCESSFUL for status in statuses):
+            self.failed.add(node)
+        self._open = {key: value for key, value in self._open.items() if node not in key}
 
 
 def _decide(session: Session, run: WorkflowRun, candidates: Iterable[str]) -> None:
@@ -134,83 +219,84 @@ def _decide(session: Session, run: WorkflowRun, candidates: Iterable[str]) -> No
     if run.state is RunState.CANCELLING:
         _close_open_nodes(session, run, "the workflow run was cancelled")
     elif run.state is RunState.RUNNING:
-        nodes = dag.by_name(run.dag)
-        following = dag.dependants(run.dag)
-        board = _Board(session, run)
+        graph = graph_of(run)
         queue = list(dict.fromkeys(candidates))
+        board = _Board(session, run, graph, queue)
+        queued = set(queue)
+        lines: list[str] = []
         while queue:
             name = queue.pop(0)
-            if _decide_node(session, run, nodes[name], board) is NodeStatus.SKIPPED:
-                queue += [n for n in following.get(name, []) if n not in queue]
+            queued.discard(name)
+            if _decide_node(session, run, graph, name, board, lines):
+                # It ended without a run (skipped, or could not start): its dependants may
+                # now be decided too.
+                for follower in graph.dependants.get(name, []):
+                    if follower not in queued:
+                        queue.append(follower)
+                        queued.add(follower)
+        if lines:
+            write_log(session, run, lines)
     _end_if_done(session, run)
 
 
 def _decide_node(
-    session: Session, run: WorkflowRun, node: dag.Node, board: _Board
-) -> NodeStatus | None:
-    name = node["name"]
-    if not board.waiting(name):
-        return None
-    parents = dag.upstream(node)
+    session: Session,
+    run: WorkflowRun,
+    graph: dag.Graph,
+    name: str,
+    board: _Board,
+    lines: list[str],
+) -> bool:
+    """Start or skip the node's waiting instances if its upstream allows; return whether
+    one of them ended there (skipped, or could not start)."""
+    rows = board.waiting_rows(name)
+    if not rows:
+        return False
+    node = graph.nodes[name]
+    parents = graph.upstream[name]
     unsuccessful = board.unsuccessful(parents)
     all_success = node.get("trigger", dag.ALL_SUCCESS) == dag.ALL_SUCCESS
     if all_success and unsuccessful:
-        return _skip(session, run, _waiting_rows(session, run, name), unsuccessful, board)
+        _skip(run, rows, unsuccessful, lines)
+        board.moved(name, [NodeStatus.SKIPPED])
+        return True
     if board.any_open(parents):
-        return None  # still waiting for upstream nodes to end
-    rows = _waiting_rows(session, run, name)
-    for row in rows:
-        _start_instance(session, run, node, row)
-    board.move(name, NodeStatus.STARTED, len(rows))
-    return NodeStatus.STARTED
-
-
-def _waiting_rows(session: Session, run: WorkflowRun, node: str) -> list[WorkflowNodeRun]:
-    return list(
-        session.scalars(
-            select(WorkflowNodeRun).where(
-                WorkflowNodeRun.workflow_run_id == run.id,
-                WorkflowNodeRun.node == node,
-                WorkflowNodeRun.status == NodeStatus.WAITING,
-            )
-        )
-    )
+        return False  # still waiting for upstream nodes to end
+    statuses = [_start_instance(session, run, graph, node, row, lines) for row in rows]
+    board.moved(name, statuses)
+    return NodeStatus.FAILED in statuses
 
 
 def _skip(
-    session: Session,
-    run: WorkflowRun,
-    rows: list[WorkflowNodeRun],
-    upstream: list[str],
-    board: _Board,
-) -> NodeStatus:
+    run: WorkflowRun, rows: list[WorkflowNodeRun], upstream: list[str], lines: list[str]
+) -> None:
     reason = f"upstream {', '.join(upstream)} did not complete"
     for row in rows:
         row.status, row.reason, row.decided_at = NodeStatus.SKIPPED, reason, utcnow()
-    session.flush()
-    board.move(rows[0].node, NodeStatus.SKIPPED, len(rows))
-    write_log(session, run, [f"node {rows[0].node} skipped: {reason}"])
-    return NodeStatus.SKIPPED
+    lines.append(f"node {rows[0].node} skipped: {reason}")
 
 
 def _start_instance(
-    session: Session, run: WorkflowRun, node: dag.Node, row: WorkflowNodeRun
-) -> None:
-    """Create the node instance's run: a pipeline run, or a run of a Python job kind."""
+    session: Session,
+    run: WorkflowRun,
+    graph: dag.Graph,
+    node: dag.Node,
+    row: WorkflowNodeRun,
+    lines: list[str],
+) -> NodeStatus:
+    """Create the node instance's run: a pipeline run, or a run of a Python job kind.
+    Return the instance's new status: STARTED, or FAILED if it cannot start."""
     if "job_kind" in node:
         loaded = job_kinds.installed().get(node["job_kind"])
         if loaded is None:
-            _fail_to_start(session, run, row, f"job kind {node['job_kind']} is not installed")
-            return
+            return _fail_to_start(row, f"job kind {node['job_kind']} is not installed", lines)
     else:
         pipeline = session.get(Pipeline, node["pipeline_id"])
         if pipeline is None:
-            _fail_to_start(session, run, row, f"pipeline {node['pipeline_id']} no longer exists")
-            return
-    artifact_inputs, missing = _artifact_inputs(session, run, node)
+            return _fail_to_start(row, f"pipeline {node['pipeline_id']} no longer exists", lines)
+    artifact_inputs, missing = _artifact_inputs(session, run, graph, node)
     if missing and node.get("trigger", dag.ALL_SUCCESS) == dag.ALL_SUCCESS:
-        _fail_to_start(session, run, row, f"missing upstream artifacts: {', '.join(missing)}")
-        return
+        return _fail_to_start(row, f"missing upstream artifacts: {', '.join(missing)}", lines)
     parameters = {
         **node.get("parameters", {}),
         **run.node_parameters.get(node["name"], {}),
@@ -232,19 +318,19 @@ def _start_instance(
             session, pipeline, data, parent_run_id=run.id, artifact_inputs=artifact_inputs
         )
     row.status, row.pipeline_run_id, row.decided_at = NodeStatus.STARTED, child.id, utcnow()
-    session.flush()
     note = f" (no {', '.join(missing)})" if missing else ""
-    write_log(session, run, [f"node {_label(row)} started: run {child.id}{note}"])
+    lines.append(f"node {_label(row)} started: run {child.id}{note}")
+    return NodeStatus.STARTED
 
 
-def _fail_to_start(session: Session, run: WorkflowRun, row: WorkflowNodeRun, reason: str) -> None:
+def _fail_to_start(row: WorkflowNodeRun, reason: str, lines: list[str]) -> NodeStatus:
     row.status, row.reason, row.decided_at = NodeStatus.FAILED, reason, utcnow()
-    session.flush()
-    write_log(session, run, [f"node {_label(row)} could not start: {reason}"])
+    lines.append(f"node {_label(row)} could not start: {reason}")
+    return NodeStatus.FAILED
 
 
 def _artifact_inputs(
-    session: Session, run: WorkflowRun, node: dag.Node
+    session: Session, run: WorkflowRun, graph: dag.Graph, node: dag.Node
 ) -> tuple[list[dict[str, str]], list[str]]:
     """References to the upstream artifacts this node takes, and the ones that are missing.
 
@@ -253,7 +339,7 @@ def _artifact_inputs(
     """
     found: list[dict[str, str]] = []
     missing: list[str] = []
-    nodes = dag.by_name(run.dag)
+    nodes = graph.nodes
     for item in node.get("inputs", []):
         source, artifact = item["from"]["node"], item["from"]["artifact"]
         swept = dag.instance_count(nodes[source]) > 1 or bool(nodes[source].get("sweep"))

@@ -36,6 +36,17 @@ def by_name(nodes: Iterable[Node]) -> dict[str, Node]:
     return {node["name"]: node for node in nodes}
 
 
+class Graph:
+    """A run's DAG with the lookups a decision needs, built once: a run's DAG never
+    changes, and rebuilding them from 1,000 nodes at every node end cost milliseconds."""
+
+    def __init__(self, nodes: list[Node]):
+        self.nodes = by_name(nodes)
+        self.upstream = {name: upstream(node) for name, node in self.nodes.items()}
+        self.dependants = dependants(nodes)
+        self.order = topological_order(nodes)
+
+
 def topological_order(nodes: list[Node]) -> list[str]:
     """Node names, every node after all of its upstream nodes (the DAG has no cycle)."""
     order: list[str] = []
