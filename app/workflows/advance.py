@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app
@@ -214,6 +215,22 @@ class _Board:
         self._open = {key: value for key, value in self._open.items() if node not in key}
 
 
+@dataclass
+class _Pass:
+    """One decision pass: its graph and board, the log lines it writes at its end (one
+    insert), and the pipelines it started runs of (held, so each is read once)."""
+
+    graph: dag.Graph
+    board: _Board
+    lines: list[str] = field(default_factory=list)
+    pipelines: dict[str, Pipeline | None] = field(default_factory=dict)
+
+    def pipeline(self, session: Session, pipeline_id: str) -> Pipeline | None:
+        if pipeline_id not in self.pipelines:
+            self.pipelines[pipeline_id] = session.get(Pipeline, pipeline_id)
+        return self.pipelines[pipeline_id]
+
+
 def _decide(session: Session, run: WorkflowRun, candidates: Iterable[str]) -> None:
     """Start or skip the candidates whose upstream allows it; then end the run if done."""
     if run.state is RunState.CANCELLING:
@@ -221,55 +238,45 @@ def _decide(session: Session, run: WorkflowRun, candidates: Iterable[str]) -> No
     elif run.state is RunState.RUNNING:
         graph = graph_of(run)
         queue = list(dict.fromkeys(candidates))
-        board = _Board(session, run, graph, queue)
+        step = _Pass(graph, _Board(session, run, graph, queue))
         queued = set(queue)
-        lines: list[str] = []
         while queue:
             name = queue.pop(0)
             queued.discard(name)
-            if _decide_node(session, run, graph, name, board, lines):
+            if _decide_node(session, run, step, name):
                 # It ended without a run (skipped, or could not start): its dependants may
                 # now be decided too.
                 for follower in graph.dependants.get(name, []):
                     if follower not in queued:
                         queue.append(follower)
                         queued.add(follower)
-        if lines:
-            write_log(session, run, lines)
+        if step.lines:
+            write_log(session, run, step.lines)
     _end_if_done(session, run)
 
 
-def _decide_node(
-    session: Session,
-    run: WorkflowRun,
-    graph: dag.Graph,
-    name: str,
-    board: _Board,
-    lines: list[str],
-) -> bool:
+def _decide_node(session: Session, run: WorkflowRun, step: _Pass, name: str) -> bool:
     """Start or skip the node's waiting instances if its upstream allows; return whether
     one of them ended there (skipped, or could not start)."""
-    rows = board.waiting_rows(name)
+    rows = step.board.waiting_rows(name)
     if not rows:
         return False
-    node = graph.nodes[name]
-    parents = graph.upstream[name]
-    unsuccessful = board.unsuccessful(parents)
+    node = step.graph.nodes[name]
+    parents = step.graph.upstream[name]
+    unsuccessful = step.board.unsuccessful(parents)
     all_success = node.get("trigger", dag.ALL_SUCCESS) == dag.ALL_SUCCESS
     if all_success and unsuccessful:
-        _skip(run, rows, unsuccessful, lines)
-        board.moved(name, [NodeStatus.SKIPPED])
+        _skip(rows, unsuccessful, step.lines)
+        step.board.moved(name, [NodeStatus.SKIPPED])
         return True
-    if board.any_open(parents):
+    if step.board.any_open(parents):
         return False  # still waiting for upstream nodes to end
-    statuses = [_start_instance(session, run, graph, node, row, lines) for row in rows]
-    board.moved(name, statuses)
+    statuses = [_start_instance(session, run, step, node, row) for row in rows]
+    step.board.moved(name, statuses)
     return NodeStatus.FAILED in statuses
 
 
-def _skip(
-    run: WorkflowRun, rows: list[WorkflowNodeRun], upstream: list[str], lines: list[str]
-) -> None:
+def _skip(rows: list[WorkflowNodeRun], upstream: list[str], lines: list[str]) -> None:
     reason = f"upstream {', '.join(upstream)} did not complete"
     for row in rows:
         row.status, row.reason, row.decided_at = NodeStatus.SKIPPED, reason, utcnow()
@@ -277,26 +284,23 @@ def _skip(
 
 
 def _start_instance(
-    session: Session,
-    run: WorkflowRun,
-    graph: dag.Graph,
-    node: dag.Node,
-    row: WorkflowNodeRun,
-    lines: list[str],
+    session: Session, run: WorkflowRun, step: _Pass, node: dag.Node, row: WorkflowNodeRun
 ) -> NodeStatus:
     """Create the node instance's run: a pipeline run, or a run of a Python job kind.
     Return the instance's new status: STARTED, or FAILED if it cannot start."""
     if "job_kind" in node:
         loaded = job_kinds.installed().get(node["job_kind"])
         if loaded is None:
-            return _fail_to_start(row, f"job kind {node['job_kind']} is not installed", lines)
+            return _fail_to_start(row, f"job kind {node['job_kind']} is not installed", step.lines)
     else:
-        pipeline = session.get(Pipeline, node["pipeline_id"])
+        pipeline = step.pipeline(session, node["pipeline_id"])
         if pipeline is None:
-            return _fail_to_start(row, f"pipeline {node['pipeline_id']} no longer exists", lines)
-    artifact_inputs, missing = _artifact_inputs(session, run, graph, node)
+            return _fail_to_start(
+                row, f"pipeline {node['pipeline_id']} no longer exists", step.lines
+            )
+    artifact_inputs, missing = _artifact_inputs(session, run, step.graph, node)
     if missing and node.get("trigger", dag.ALL_SUCCESS) == dag.ALL_SUCCESS:
-        return _fail_to_start(row, f"missing upstream artifacts: {', '.join(missing)}", lines)
+        return _fail_to_start(row, f"missing upstream artifacts: {', '.join(missing)}", step.lines)
     parameters = {
         **node.get("parameters", {}),
         **run.node_parameters.get(node["name"], {}),
@@ -319,7 +323,7 @@ def _start_instance(
         )
     row.status, row.pipeline_run_id, row.decided_at = NodeStatus.STARTED, child.id, utcnow()
     note = f" (no {', '.join(missing)})" if missing else ""
-    lines.append(f"node {_label(row)} started: run {child.id}{note}")
+    step.lines.append(f"node {_label(row)} started: run {child.id}{note}")
     return NodeStatus.STARTED
 
 
