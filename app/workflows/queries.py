@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, select, type_coerce
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound
@@ -65,18 +65,20 @@ def workflows_using(session: Session, pipeline_id: str) -> Sequence[Workflow]:
     ).all()
 
 
+# States as the stored strings: they go straight into the response, and turning 1,000
+# rows' values into enums only to take their ``.value`` again was a third of the time.
 _VIEW_COLUMNS = (
     WorkflowNodeRun.node,
     WorkflowNodeRun.instance,
     WorkflowNodeRun.sweep_values,
-    WorkflowNodeRun.status,
+    type_coerce(WorkflowNodeRun.status, String).label("status"),
     WorkflowNodeRun.pipeline_run_id,
     WorkflowNodeRun.reused,
     WorkflowNodeRun.reason,
     WorkflowNodeRun.decided_at,
-    Run.state,
+    type_coerce(Run.state, String).label("state"),
     Run.progress_percent,
-    Run.error_type,
+    type_coerce(Run.error_type, String).label("error_type"),
     Run.error_message,
     Run.error_details,
     Run.started_at,
@@ -147,7 +149,7 @@ def _instance(row: Any) -> dict[str, Any]:
     error = None
     if row.error_type is not None:
         error = {
-            "type": row.error_type.value,
+            "type": row.error_type,
             "message": row.error_message or "",
             "details": row.error_details or {},
         }
@@ -155,7 +157,7 @@ def _instance(row: Any) -> dict[str, Any]:
     return {
         "index": row.instance,
         "sweep": row.sweep_values,
-        "state": row.state.value if has_run else row.status.value,
+        "state": row.state if has_run else row.status,
         "run_id": row.pipeline_run_id,
         "reused": row.reused,
         "progress": row.progress_percent,
