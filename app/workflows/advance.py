@@ -15,7 +15,7 @@ queries in a 1,000-node workflow as in a 3-node one (see ``_Board``).
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -235,13 +235,12 @@ def _decide(session: Session, run: WorkflowRun, candidates: Iterable[str]) -> No
     """Start or skip the candidates whose upstream allows it; then end the run if done."""
     if run.state is RunState.CANCELLING:
         _close_open_nodes(session, run, "the workflow run was cancelled")
-    elif run.state is RunState.RUNNING:
+    elif run.state is RunState.RUNNING and (queue := deque(dict.fromkeys(candidates))):
         graph = graph_of(run)
-        queue = list(dict.fromkeys(candidates))
-        step = _Pass(graph, _Board(session, run, graph, queue))
+        step = _Pass(graph, _Board(session, run, graph, list(queue)))
         queued = set(queue)
         while queue:
-            name = queue.pop(0)
+            name = queue.popleft()
             queued.discard(name)
             if _decide_node(session, run, step, name):
                 # It ended without a run (skipped, or could not start): its dependants may
