@@ -12,7 +12,7 @@ from app.config import Settings
 from app.errors import ValidationFailed
 from app.jobkit.kind import JobKind
 from app.jobs.models import JobKindWorker, JobRun
-from app.runs.services import record_creation
+from app.runs.services import add_new
 from app.timeutil import utcnow
 
 
@@ -43,8 +43,27 @@ def create_run(
     artifact_inputs: list[dict[str, str]] | None = None,
 ) -> JobRun:
     """Record a READY run of ``kind``; the parameters were checked by ``check_parameters``."""
+    run = new_run(
+        kind, queue, data, settings, parent_run_id=parent_run_id, artifact_inputs=artifact_inputs
+    )
+    add_new(session, run)
+    session.flush()
+    return run
+
+
+def new_run(
+    kind: type[JobKind],
+    queue: str,
+    data: dict[str, Any],
+    settings: Settings,
+    *,
+    parent_run_id: str | None = None,
+    artifact_inputs: list[dict[str, str]] | None = None,
+) -> JobRun:
+    """The run ``create_run`` records, not yet added: a workflow adds many at once
+    (``app.runs.services.add_new``)."""
     timeout = data.get("timeout_seconds") or kind.timeout_seconds
-    run = JobRun(
+    return JobRun(
         job_kind=kind.name,
         queue=queue,
         parent_run_id=parent_run_id,
@@ -58,10 +77,6 @@ def create_run(
         max_retries=kind.max_retries,
         retry_backoff_seconds=kind.retry_backoff_seconds,
     )
-    session.add(run)
-    session.flush()
-    record_creation(session, run)
-    return run
 
 
 def record_worker_kinds(session: Session, worker_id: str, kinds: list[str]) -> None:

@@ -30,7 +30,7 @@ from app.pipelines import services as pipeline_services
 from app.pipelines.models import Pipeline
 from app.runs import children
 from app.runs.models import Run, RunArtifact
-from app.runs.services import transition, write_log
+from app.runs.services import add_new, transition, write_log
 from app.runs.states import ErrorType, RunState
 from app.timeutil import utcnow
 from app.workflows import dag
@@ -307,8 +307,7 @@ def _start_instance(
     }
     data = {"inputs": run.node_inputs.get(node["name"], []), "parameters": parameters}
     if "job_kind" in node:
-        child = job_services.create_run(
-            session,
+        child: Run = job_services.new_run(
             loaded.kind,
             job_kinds.queue_of(loaded.name),
             data,
@@ -317,9 +316,10 @@ def _start_instance(
             artifact_inputs=artifact_inputs,
         )
     else:
-        child = pipeline_services.create_run(
-            session, pipeline, data, parent_run_id=run.id, artifact_inputs=artifact_inputs
+        child = pipeline_services.new_run(
+            pipeline, data, parent_run_id=run.id, artifact_inputs=artifact_inputs
         )
+    add_new(session, child)  # flushed with the pass's other writes, in batches
     row.status, row.pipeline_run_id, row.decided_at = NodeStatus.STARTED, child.id, utcnow()
     note = f" (no {', '.join(missing)})" if missing else ""
     step.lines.append(f"node {_label(row)} started: run {child.id}{note}")
