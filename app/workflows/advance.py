@@ -14,8 +14,7 @@ queries in a 1,000-node workflow as in a 3-node one (see ``_Board``).
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +33,7 @@ from app.runs.services import add_new, transition, write_log
 from app.runs.states import ErrorType, RunState
 from app.timeutil import utcnow
 from app.workflows import dag
+from app.workflows.graphs import graph_of
 from app.workflows.models import NodeStatus, WorkflowNodeRun, WorkflowRun
 
 OPEN_NODE = (NodeStatus.WAITING, NodeStatus.STARTED)
@@ -103,27 +103,6 @@ def _settle(session: Session, run: WorkflowRun, row: WorkflowNodeRun, child: Run
     write_log(session, run, [f"node {_label(row)} ended {row.status.value}" + _because(row)])
     if row.status is NodeStatus.FAILED and run.fail_fast and run.state is RunState.RUNNING:
         _close_open_nodes(session, run, f"fail_fast: node {row.node} failed")
-
-
-_GRAPHS: OrderedDict[str, dag.Graph] = OrderedDict()
-_GRAPHS_LOCK = threading.Lock()
-_GRAPHS_KEPT = 64
-
-
-def graph_of(run: WorkflowRun) -> dag.Graph:
-    """The run's DAG as a graph, kept per process for the most recently advanced runs: a
-    run's DAG is fixed when it starts, so the cached graph can never be out of date."""
-    with _GRAPHS_LOCK:
-        graph = _GRAPHS.get(run.id)
-        if graph is not None:
-            _GRAPHS.move_to_end(run.id)
-            return graph
-    graph = dag.Graph(run.dag)
-    with _GRAPHS_LOCK:
-        _GRAPHS[run.id] = graph
-        while len(_GRAPHS) > _GRAPHS_KEPT:
-            _GRAPHS.popitem(last=False)
-    return graph
 
 
 def _among(graph: dag.Graph, names: Iterable[str]) -> ColumnElement[bool]:

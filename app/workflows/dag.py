@@ -45,6 +45,17 @@ class Graph:
         self.upstream = {name: upstream(node) for name, node in self.nodes.items()}
         self.dependants = dependants(nodes)
         self.order = topological_order(nodes)
+        # What a run's view says of each node whatever its state (queries.node_view).
+        self.outline = [
+            {
+                "name": node["name"],
+                "pipeline_id": node.get("pipeline_id"),
+                "job_kind": node.get("job_kind"),
+                "trigger": node.get("trigger", ALL_SUCCESS),
+                "upstream": tuple(self.upstream[node["name"]]),
+            }
+            for node in nodes
+        ]
 
 
 def topological_order(nodes: list[Node]) -> list[str]:

@@ -14,7 +14,7 @@ from app.errors import NotFound
 from app.pagination import paginate
 from app.runs.models import Run
 from app.runs.states import RunState
-from app.workflows import dag
+from app.workflows.graphs import graph_of
 from app.workflows.models import (
     NodeStatus,
     Workflow,
@@ -103,15 +103,11 @@ def node_view(session: Session, run: WorkflowRun) -> list[dict[str, Any]]:
     for row in rows:
         instances.setdefault(row.node, []).append(_instance(row))
     view = []
-    for node in run.dag:
+    for node in graph_of(run).outline:
         items = instances.get(node["name"], [])
         view.append(
             {
-                "name": node["name"],
-                "pipeline_id": node.get("pipeline_id"),
-                "job_kind": node.get("job_kind"),
-                "trigger": node.get("trigger", dag.ALL_SUCCESS),
-                "upstream": dag.upstream(node),
+                **node,
                 "state": _node_state([item["state"] for item in items]),
                 "run_ids": [item["run_id"] for item in items if item["run_id"]],
                 "instances": items,
