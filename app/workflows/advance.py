@@ -105,14 +105,13 @@ def _settle(session: Session, run: WorkflowRun, row: WorkflowNodeRun, child: Run
         _close_open_nodes(session, run, f"fail_fast: node {row.node} failed")
 
 
-def _among(graph: dag.Graph, names: Iterable[str]) -> ColumnElement[bool]:
+def _among(graph: dag.Graph, names: frozenset[str]) -> ColumnElement[bool]:
     """``node IN names``, spelled with the shorter list: a join's 1,000 parents are
     "every node but the root and the join", which the database checks far faster."""
-    wanted = set(names)
-    others = sorted(set(graph.nodes) - wanted)
-    if len(wanted) <= len(others):
-        return WorkflowNodeRun.node.in_(sorted(wanted))
-    return WorkflowNodeRun.node.not_in(others) if others else true()
+    listed, nodes = graph.shorter(names)
+    if listed:
+        return WorkflowNodeRun.node.in_(nodes)
+    return WorkflowNodeRun.node.not_in(nodes) if nodes else true()
 
 
 class _Board:
@@ -129,6 +128,7 @@ class _Board:
     def __init__(self, session: Session, run: WorkflowRun, graph: dag.Graph, nodes: list[str]):
         self.session, self.run, self.graph = session, run, graph
         self.waiting: dict[str, list[WorkflowNodeRun]] = {}
+        self.known_open: set[str] = set()  # still waiting, or started by this pass
         self._load_waiting(nodes)
         self.failed = set(
             session.scalars(
@@ -140,7 +140,6 @@ class _Board:
                 )
             )
         )
-        self.started: set[str] = set()
         self._open: dict[frozenset[str], bool] = {}
 
     def _load_waiting(self, nodes: list[str]) -> None:
@@ -149,7 +148,7 @@ class _Board:
             .where(
                 WorkflowNodeRun.workflow_run_id == self.run.id,
                 WorkflowNodeRun.status == NodeStatus.WAITING,
-                _among(self.graph, nodes),
+                _among(self.graph, frozenset(nodes)),
             )
             .order_by(WorkflowNodeRun.id)
         )
@@ -157,19 +156,19 @@ class _Board:
             self.waiting[node] = []
         for row in rows:
             self.waiting[row.node].append(row)
+            self.known_open.add(row.node)
 
     def waiting_rows(self, node: str) -> list[WorkflowNodeRun]:
         if node not in self.waiting:  # reached by a skip: not among the first candidates
             self._load_waiting([node])
         return self.waiting[node]
 
-    def unsuccessful(self, nodes: list[str]) -> list[str]:
-        return sorted(n for n in nodes if n in self.failed)
+    def unsuccessful(self, nodes: frozenset[str]) -> list[str]:
+        return sorted(self.failed & nodes)
 
-    def any_open(self, nodes: list[str]) -> bool:
-        if any(self.waiting.get(n) or n in self.started for n in nodes):
+    def any_open(self, key: frozenset[str]) -> bool:
+        if not self.known_open.isdisjoint(key):
             return True
-        key = frozenset(nodes)
         if key not in self._open:
             self._open[key] = bool(
                 self.session.scalar(
@@ -187,8 +186,9 @@ class _Board:
     def moved(self, node: str, statuses: list[NodeStatus]) -> None:
         """The node's waiting instances now have ``statuses`` (started, skipped, failed)."""
         self.waiting[node] = []
+        self.known_open.discard(node)
         if NodeStatus.STARTED in statuses:
-            self.started.add(node)
+            self.known_open.add(node)
         if any(status in UNSUCCESSFUL for status in statuses):
             self.failed.add(node)
         self._open = {key: value for key, value in self._open.items() if node not in key}
@@ -240,7 +240,7 @@ def _decide_node(session: Session, run: WorkflowRun, step: _Pass, name: str) -> 
     if not rows:
         return False
     node = step.graph.nodes[name]
-    parents = step.graph.upstream[name]
+    parents = step.graph.upstream_set[name]
     unsuccessful = step.board.unsuccessful(parents)
     all_success = node.get("trigger", dag.ALL_SUCCESS) == dag.ALL_SUCCESS
     if all_success and unsuccessful:

@@ -43,8 +43,10 @@ class Graph:
     def __init__(self, nodes: list[Node]):
         self.nodes = by_name(nodes)
         self.upstream = {name: upstream(node) for name, node in self.nodes.items()}
+        self.upstream_set = {name: frozenset(names) for name, names in self.upstream.items()}
         self.dependants = dependants(nodes)
         self.order = topological_order(nodes)
+        self._shorter: dict[frozenset[str], tuple[bool, list[str]]] = {}
         # What a run's view says of each node whatever its state (queries.node_view).
         self.outline = [
             {
@@ -56,6 +58,15 @@ class Graph:
             }
             for node in nodes
         ]
+
+    def shorter(self, names: frozenset[str]) -> tuple[bool, list[str]]:
+        """``names`` as the shorter of (True, the names) and (False, every other node)."""
+        found = self._shorter.get(names)
+        if found is None:
+            others = sorted(self.nodes.keys() - names)
+            found = (True, sorted(names)) if len(names) <= len(others) else (False, others)
+            self._shorter[names] = found
+        return found
 
 
 def topological_order(nodes: list[Node]) -> list[str]:
