@@ -38,14 +38,9 @@ def create_run(
     queue: str,
     data: dict[str, Any],
     settings: Settings,
-    *,
-    parent_run_id: str | None = None,
-    artifact_inputs: list[dict[str, str]] | None = None,
 ) -> JobRun:
     """Record a READY run of ``kind``; the parameters were checked by ``check_parameters``."""
-    run = new_run(
-        kind, queue, data, settings, parent_run_id=parent_run_id, artifact_inputs=artifact_inputs
-    )
+    run = new_run(kind, queue, data, settings)
     add_new(session, run)
     session.flush()
     return run
@@ -60,8 +55,8 @@ def new_run(
     parent_run_id: str | None = None,
     artifact_inputs: list[dict[str, str]] | None = None,
 ) -> JobRun:
-    """The run ``create_run`` records, not yet added: a workflow adds many at once
-    (``app.runs.services.add_new``)."""
+    """The run ``create_run`` records, not yet added: a workflow adds its nodes' at once
+    (``app.runs.services.add_new``), naming itself their parent."""
     timeout = data.get("timeout_seconds") or kind.timeout_seconds
     return JobRun(
         job_kind=kind.name,

@@ -135,16 +135,11 @@ def create_run(
     pipeline: Pipeline,
     data: dict[str, Any],
     *,
-    parent_run_id: str | None = None,
     artifact_inputs: list[dict[str, str]] | None = None,
 ) -> PipelineRun:
-    """Record a READY run with the pipeline's defaults overridden by ``data``.
-
-    ``parent_run_id`` and ``artifact_inputs`` are for runs started by another run (a
-    workflow node): the parent hears when this run ends, and ``artifact_inputs`` name
-    other runs' artifacts that become files of this one.
-    """
-    run = new_run(pipeline, data, parent_run_id=parent_run_id, artifact_inputs=artifact_inputs)
+    """Record a READY run with the pipeline's defaults overridden by ``data``;
+    ``artifact_inputs`` name other runs' artifacts that become files of this one."""
+    run = new_run(pipeline, data, artifact_inputs=artifact_inputs)
     add_new(session, run)
     session.flush()
     return run
@@ -157,8 +152,9 @@ def new_run(
     parent_run_id: str | None = None,
     artifact_inputs: list[dict[str, str]] | None = None,
 ) -> PipelineRun:
-    """The run ``create_run`` records, not yet added: a workflow adds many at once
-    (``app.runs.services.add_new``)."""
+    """The run ``create_run`` records, not yet added: a workflow adds its nodes' at once
+    (``app.runs.services.add_new``). ``parent_run_id`` names the run that started this
+    one (a workflow run), which hears when it ends."""
     return PipelineRun(
         pipeline_id=pipeline.id,
         parent_run_id=parent_run_id,
