@@ -13,7 +13,7 @@ from app.errors import ValidationFailed
 from app.jobkit.kind import JobKind
 from app.jobs import kinds
 from app.jobs.models import JobKindWorker, JobRun
-from app.runs.services import record_creation
+from app.runs.services import add_new
 from app.timeutil import utcnow
 
 
@@ -39,13 +39,27 @@ def create_run(
     queue: str,
     data: dict[str, Any],
     settings: Settings,
+) -> JobRun:
+    """Record a READY run of ``kind``; the parameters were checked by ``check_parameters``."""
+    run = new_run(kind, queue, data, settings)
+    add_new(session, run)
+    session.flush()
+    return run
+
+
+def new_run(
+    kind: type[JobKind],
+    queue: str,
+    data: dict[str, Any],
+    settings: Settings,
     *,
     parent_run_id: str | None = None,
     artifact_inputs: list[dict[str, str]] | None = None,
 ) -> JobRun:
-    """Record a READY run of ``kind``; the parameters were checked by ``check_parameters``."""
+    """The run ``create_run`` records, not yet added: a workflow adds its nodes' at once
+    (``app.runs.services.add_new``), naming itself their parent."""
     timeout = data.get("timeout_seconds") or kind.timeout_seconds
-    run = JobRun(
+    return JobRun(
         job_kind=kind.name,
         queue=queue,
         parent_run_id=parent_run_id,
@@ -59,10 +73,6 @@ def create_run(
         max_retries=kind.max_retries,
         retry_backoff_seconds=kind.retry_backoff_seconds,
     )
-    session.add(run)
-    session.flush()
-    record_creation(session, run)
-    return run
 
 
 def record_worker_kinds(session: Session, worker_id: str, kinds: list[str]) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.errors import NotFound, ValidationFailed
 from app.pipelines.models import Pipeline, PipelineFile, PipelineRun
-from app.runs.services import check_attempt, delete_runs, lock_run, record_creation
+from app.runs.services import add_new, check_attempt, delete_runs, lock_run
 from app.storage import ObjectStore
 
 _signals = Namespace()
@@ -135,16 +135,27 @@ def create_run(
     pipeline: Pipeline,
     data: dict[str, Any],
     *,
+    artifact_inputs: list[dict[str, str]] | None = None,
+) -> PipelineRun:
+    """Record a READY run with the pipeline's defaults overridden by ``data``;
+    ``artifact_inputs`` name other runs' artifacts that become files of this one."""
+    run = new_run(pipeline, data, artifact_inputs=artifact_inputs)
+    add_new(session, run)
+    session.flush()
+    return run
+
+
+def new_run(
+    pipeline: Pipeline,
+    data: dict[str, Any],
+    *,
     parent_run_id: str | None = None,
     artifact_inputs: list[dict[str, str]] | None = None,
 ) -> PipelineRun:
-    """Record a READY run with the pipeline's defaults overridden by ``data``.
-
-    ``parent_run_id`` and ``artifact_inputs`` are for runs started by another run (a
-    workflow node): the parent hears when this run ends, and ``artifact_inputs`` name
-    other runs' artifacts that become files of this one.
-    """
-    run = PipelineRun(
+    """The run ``create_run`` records, not yet added: a workflow adds its nodes' at once
+    (``app.runs.services.add_new``). ``parent_run_id`` names the run that started this
+    one (a workflow run), which hears when it ends."""
+    return PipelineRun(
         pipeline_id=pipeline.id,
         parent_run_id=parent_run_id,
         artifact_inputs=artifact_inputs or [],
@@ -155,10 +166,6 @@ def create_run(
         max_retries=pipeline.max_retries,
         retry_backoff_seconds=pipeline.retry_backoff_seconds,
     )
-    session.add(run)
-    session.flush()
-    record_creation(session, run)
-    return run
 
 
 def record_unused_parameters(

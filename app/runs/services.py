@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import Conflict, ErrorCode, NotFound
 from app.runs import children
-from app.runs.models import Run, RunArtifact, RunLogLine, RunStateChange
+from app.runs.models import Run, RunArtifact, RunLogLine, RunStateChange, new_id
 from app.runs.states import FINAL_STATES, RETRYABLE_ERRORS, ErrorType, RunState
 from app.timeutil import utcnow
 
@@ -113,8 +113,22 @@ def delete_runs(session: Session, run_ids: Select, owner: str, field: str) -> li
 
 def record_creation(session: Session, run: Run) -> None:
     """Write the first history row of a new run (nothing -> READY)."""
-    session.add(RunStateChange(run_id=run.id, from_state=None, state=run.state, attempt=0))
+    session.add(_created(run))
     session.flush()
+
+
+def add_new(session: Session, run: Run) -> None:
+    """Add a new READY run and its first history row without flushing, so that a caller
+    creating many (a workflow starting 1,000 nodes) writes them in one batch; the next
+    flush inserts them (runs first: the unit of work orders the tables)."""
+    run.id = run.id or new_id()
+    run.state = run.state or RunState.READY
+    session.add(run)
+    session.add(_created(run))
+
+
+def _created(run: Run) -> RunStateChange:
+    return RunStateChange(run_id=run.id, from_state=None, state=run.state, attempt=0)
 
 
 def request_cancel(session: Session, run: Run) -> None:

@@ -8,17 +8,19 @@ exactly once. SQLite's BEGIN IMMEDIATE gives the same guarantee. New pipeline ru
 published right after the commit (app/runs/dispatch.py).
 
 Node instance statuses live in ``workflow_node_runs`` so that each decision reads a few
-counts, not every run of a large workflow.
+small answers, not every run of a large workflow: a node ending costs the same handful of
+queries in a 1,000-node workflow as in a 3-node one (see ``_Board``).
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, exists, func, select, true
 from sqlalchemy.orm import Session
 
 from app.jobs import kinds as job_kinds
@@ -27,13 +29,15 @@ from app.pipelines import services as pipeline_services
 from app.pipelines.models import Pipeline
 from app.runs import children
 from app.runs.models import Run, RunArtifact
-from app.runs.services import transition, write_log
+from app.runs.services import add_new, transition, write_log
 from app.runs.states import ErrorType, RunState
 from app.timeutil import utcnow
 from app.workflows import dag
+from app.workflows.graphs import graph_of
 from app.workflows.models import NodeStatus, WorkflowNodeRun, WorkflowRun
 
 OPEN_NODE = (NodeStatus.WAITING, NodeStatus.STARTED)
+UNSUCCESSFUL = (NodeStatus.FAILED, NodeStatus.CANCELLED, NodeStatus.SKIPPED)
 _STATUS_OF_RUN = {
     RunState.COMPLETED: NodeStatus.COMPLETED,
     RunState.FAILED: NodeStatus.FAILED,
@@ -56,7 +60,7 @@ class WorkflowPolicy:
             return
         _settle(session, run, row, child)
         if not run.state.is_final:
-            _decide(session, run, dag.dependants(run.dag).get(row.node, []))
+            _decide(session, run, graph_of(run).dependants.get(row.node, []))
 
     def reconcile(self, session: Session, parent: Run) -> None:
         run = _as_workflow_run(session, parent)
@@ -70,7 +74,7 @@ class WorkflowPolicy:
             if child is None or child.state.is_final:
                 _settle(session, run, row, child)
         if not run.state.is_final:
-            _decide(session, run, dag.topological_order(run.dag))
+            _decide(session, run, graph_of(run).order)
 
 
 def _as_workflow_run(session: Session, parent: Run) -> WorkflowRun:
@@ -84,7 +88,7 @@ def _as_workflow_run(session: Session, parent: Run) -> WorkflowRun:
 def start(session: Session, run: WorkflowRun) -> None:
     """A new (or retried) workflow run: start every node whose upstream is already done."""
     transition(session, run, RunState.RUNNING, reason="started")
-    _decide(session, run, dag.topological_order(run.dag))
+    _decide(session, run, graph_of(run).order)
 
 
 def _settle(session: Session, run: WorkflowRun, row: WorkflowNodeRun, child: Run | None) -> None:
@@ -101,116 +105,180 @@ def _settle(session: Session, run: WorkflowRun, row: WorkflowNodeRun, child: Run
         _close_open_nodes(session, run, f"fail_fast: node {row.node} failed")
 
 
+def _among(graph: dag.Graph, names: frozenset[str]) -> ColumnElement[bool]:
+    """``node IN names``, spelled with the shorter list: a join's 1,000 parents are
+    "every node but the root and the join", which the database checks far faster."""
+    listed, nodes = graph.shorter(names)
+    if listed:
+        return WorkflowNodeRun.node.in_(nodes)
+    return WorkflowNodeRun.node.not_in(nodes) if nodes else true()
+
+
 class _Board:
-    """How many instances of each node are in each status: read once per decision pass
-    (one query), then kept up to date as nodes start or are skipped."""
+    """What one decision pass knows about node instances, kept current as the pass starts,
+    skips or fails nodes (the run's row is locked throughout, so nothing else moves them).
 
-    def __init__(self, session: Session, run: WorkflowRun):
-        self.counts: dict[str, Counter[NodeStatus]] = {}
-        for node, status, count in session.execute(
-            select(WorkflowNodeRun.node, WorkflowNodeRun.status, func.count())
-            .where(WorkflowNodeRun.workflow_run_id == run.id)
-            .group_by(WorkflowNodeRun.node, WorkflowNodeRun.status)
-        ):
-            self.counts.setdefault(node, Counter())[NodeStatus(status)] = count
+    Read up front: the candidates' WAITING instances and the nodes that did not succeed
+    (usually none), one query each. Whether a set of upstream nodes still has an open
+    instance is known from the pass itself (a node still waiting, or started by it), else
+    asked once per distinct set. A node ending therefore costs a few small queries however
+    wide the workflow: the 1,000 parents of a join are not re-read at every parent's end.
+    """
 
-    def waiting(self, node: str) -> int:
-        return self.counts.get(node, Counter())[NodeStatus.WAITING]
+    def __init__(self, session: Session, run: WorkflowRun, graph: dag.Graph, nodes: list[str]):
+        self.session, self.run, self.graph = session, run, graph
+        self.waiting: dict[str, list[WorkflowNodeRun]] = {}
+        self.known_open: set[str] = set()  # still waiting, or started by this pass
+        self._load_waiting(nodes)
+        self.failed = set(
+            session.scalars(
+                select(WorkflowNodeRun.node)
+                .distinct()
+                .where(
+                    WorkflowNodeRun.workflow_run_id == run.id,
+                    WorkflowNodeRun.status.in_(UNSUCCESSFUL),
+                )
+            )
+        )
+        self._open: dict[frozenset[str], bool] = {}
 
-    def any_open(self, nodes: list[str]) -> bool:
-        return any(self.counts.get(n, Counter())[s] for n in nodes for s in OPEN_NODE)
+    def _load_waiting(self, nodes: list[str]) -> None:
+        rows = self.session.scalars(
+            select(WorkflowNodeRun)
+            .where(
+                WorkflowNodeRun.workflow_run_id == self.run.id,
+                WorkflowNodeRun.status == NodeStatus.WAITING,
+                _among(self.graph, frozenset(nodes)),
+            )
+            .order_by(WorkflowNodeRun.id)
+        )
+        for node in nodes:
+            self.waiting[node] = []
+        for row in rows:
+            self.waiting[row.node].append(row)
+            self.known_open.add(row.node)
 
-    def unsuccessful(self, nodes: list[str]) -> list[str]:
-        bad = (NodeStatus.FAILED, NodeStatus.CANCELLED, NodeStatus.SKIPPED)
-        return sorted(n for n in nodes if any(self.counts.get(n, Counter())[s] for s in bad))
+    def waiting_rows(self, node: str) -> list[WorkflowNodeRun]:
+        if node not in self.waiting:  # reached by a skip: not among the first candidates
+            self._load_waiting([node])
+        return self.waiting[node]
 
-    def move(self, node: str, to: NodeStatus, count: int) -> None:
-        self.counts[node][NodeStatus.WAITING] -= count
-        self.counts[node][to] += count
+    def unsuccessful(self, nodes: frozenset[str]) -> list[str]:
+        return sorted(self.failed & nodes)
+
+    def any_open(self, key: frozenset[str]) -> bool:
+        if not self.known_open.isdisjoint(key):
+            return True
+        if key not in self._open:
+            self._open[key] = bool(
+                self.session.scalar(
+                    select(
+                        exists().where(
+                            WorkflowNodeRun.workflow_run_id == self.run.id,
+                            WorkflowNodeRun.status.in_(OPEN_NODE),
+                            _among(self.graph, key),
+                        )
+                    )
+                )
+            )
+        return self._open[key]
+
+    def moved(self, node: str, statuses: list[NodeStatus]) -> None:
+        """The node's waiting instances now have ``statuses`` (started, skipped, failed)."""
+        self.waiting[node] = []
+        self.known_open.discard(node)
+        if NodeStatus.STARTED in statuses:
+            self.known_open.add(node)
+        if any(status in UNSUCCESSFUL for status in statuses):
+            self.failed.add(node)
+        self._open = {key: value for key, value in self._open.items() if node not in key}
+
+
+@dataclass
+class _Pass:
+    """One decision pass: its graph and board, the log lines it writes at its end (one
+    insert), and the pipelines it started runs of (held, so each is read once)."""
+
+    graph: dag.Graph
+    board: _Board
+    lines: list[str] = field(default_factory=list)
+    pipelines: dict[str, Pipeline | None] = field(default_factory=dict)
+
+    def pipeline(self, session: Session, pipeline_id: str) -> Pipeline | None:
+        if pipeline_id not in self.pipelines:
+            self.pipelines[pipeline_id] = session.get(Pipeline, pipeline_id)
+        return self.pipelines[pipeline_id]
 
 
 def _decide(session: Session, run: WorkflowRun, candidates: Iterable[str]) -> None:
     """Start or skip the candidates whose upstream allows it; then end the run if done."""
     if run.state is RunState.CANCELLING:
         _close_open_nodes(session, run, "the workflow run was cancelled")
-    elif run.state is RunState.RUNNING:
-        nodes = dag.by_name(run.dag)
-        following = dag.dependants(run.dag)
-        board = _Board(session, run)
-        queue = list(dict.fromkeys(candidates))
+    elif run.state is RunState.RUNNING and (queue := deque(dict.fromkeys(candidates))):
+        graph = graph_of(run)
+        step = _Pass(graph, _Board(session, run, graph, list(queue)))
+        queued = set(queue)
         while queue:
-            name = queue.pop(0)
-            if _decide_node(session, run, nodes[name], board) is NodeStatus.SKIPPED:
-                queue += [n for n in following.get(name, []) if n not in queue]
+            name = queue.popleft()
+            queued.discard(name)
+            if _decide_node(session, run, step, name):
+                # It ended without a run (skipped, or could not start): its dependants may
+                # now be decided too.
+                for follower in graph.dependants.get(name, []):
+                    if follower not in queued:
+                        queue.append(follower)
+                        queued.add(follower)
+        if step.lines:
+            write_log(session, run, step.lines)
     _end_if_done(session, run)
 
 
-def _decide_node(
-    session: Session, run: WorkflowRun, node: dag.Node, board: _Board
-) -> NodeStatus | None:
-    name = node["name"]
-    if not board.waiting(name):
-        return None
-    parents = dag.upstream(node)
-    unsuccessful = board.unsuccessful(parents)
+def _decide_node(session: Session, run: WorkflowRun, step: _Pass, name: str) -> bool:
+    """Start or skip the node's waiting instances if its upstream allows; return whether
+    one of them ended there (skipped, or could not start)."""
+    rows = step.board.waiting_rows(name)
+    if not rows:
+        return False
+    node = step.graph.nodes[name]
+    parents = step.graph.upstream_set[name]
+    unsuccessful = step.board.unsuccessful(parents)
     all_success = node.get("trigger", dag.ALL_SUCCESS) == dag.ALL_SUCCESS
     if all_success and unsuccessful:
-        return _skip(session, run, _waiting_rows(session, run, name), unsuccessful, board)
-    if board.any_open(parents):
-        return None  # still waiting for upstream nodes to end
-    rows = _waiting_rows(session, run, name)
-    for row in rows:
-        _start_instance(session, run, node, row)
-    board.move(name, NodeStatus.STARTED, len(rows))
-    return NodeStatus.STARTED
+        _skip(rows, unsuccessful, step.lines)
+        step.board.moved(name, [NodeStatus.SKIPPED])
+        return True
+    if step.board.any_open(parents):
+        return False  # still waiting for upstream nodes to end
+    statuses = [_start_instance(session, run, step, node, row) for row in rows]
+    step.board.moved(name, statuses)
+    return NodeStatus.FAILED in statuses
 
 
-def _waiting_rows(session: Session, run: WorkflowRun, node: str) -> list[WorkflowNodeRun]:
-    return list(
-        session.scalars(
-            select(WorkflowNodeRun).where(
-                WorkflowNodeRun.workflow_run_id == run.id,
-                WorkflowNodeRun.node == node,
-                WorkflowNodeRun.status == NodeStatus.WAITING,
-            )
-        )
-    )
-
-
-def _skip(
-    session: Session,
-    run: WorkflowRun,
-    rows: list[WorkflowNodeRun],
-    upstream: list[str],
-    board: _Board,
-) -> NodeStatus:
+def _skip(rows: list[WorkflowNodeRun], upstream: list[str], lines: list[str]) -> None:
     reason = f"upstream {', '.join(upstream)} did not complete"
     for row in rows:
         row.status, row.reason, row.decided_at = NodeStatus.SKIPPED, reason, utcnow()
-    session.flush()
-    board.move(rows[0].node, NodeStatus.SKIPPED, len(rows))
-    write_log(session, run, [f"node {rows[0].node} skipped: {reason}"])
-    return NodeStatus.SKIPPED
+    lines.append(f"node {rows[0].node} skipped: {reason}")
 
 
 def _start_instance(
-    session: Session, run: WorkflowRun, node: dag.Node, row: WorkflowNodeRun
-) -> None:
-    """Create the node instance's run: a pipeline run, or a run of a Python job kind."""
+    session: Session, run: WorkflowRun, step: _Pass, node: dag.Node, row: WorkflowNodeRun
+) -> NodeStatus:
+    """Create the node instance's run: a pipeline run, or a run of a Python job kind.
+    Return the instance's new status: STARTED, or FAILED if it cannot start."""
     if "job_kind" in node:
         loaded = job_kinds.installed().get(node["job_kind"])
         if loaded is None:
-            _fail_to_start(session, run, row, f"job kind {node['job_kind']} is not installed")
-            return
+            return _fail_to_start(row, f"job kind {node['job_kind']} is not installed", step.lines)
     else:
-        pipeline = session.get(Pipeline, node["pipeline_id"])
+        pipeline = step.pipeline(session, node["pipeline_id"])
         if pipeline is None:
-            _fail_to_start(session, run, row, f"pipeline {node['pipeline_id']} no longer exists")
-            return
-    artifact_inputs, missing = _artifact_inputs(session, run, node)
+            return _fail_to_start(
+                row, f"pipeline {node['pipeline_id']} no longer exists", step.lines
+            )
+    artifact_inputs, missing = _artifact_inputs(session, run, step.graph, node)
     if missing and node.get("trigger", dag.ALL_SUCCESS) == dag.ALL_SUCCESS:
-        _fail_to_start(session, run, row, f"missing upstream artifacts: {', '.join(missing)}")
-        return
+        return _fail_to_start(row, f"missing upstream artifacts: {', '.join(missing)}", step.lines)
     parameters = {
         **node.get("parameters", {}),
         **run.node_parameters.get(node["name"], {}),
@@ -218,8 +286,7 @@ def _start_instance(
     }
     data = {"inputs": run.node_inputs.get(node["name"], []), "parameters": parameters}
     if "job_kind" in node:
-        child = job_services.create_run(
-            session,
+        child: Run = job_services.new_run(
             loaded.kind,
             job_kinds.queue_of(loaded.name),
             data,
@@ -228,23 +295,24 @@ def _start_instance(
             artifact_inputs=artifact_inputs,
         )
     else:
-        child = pipeline_services.create_run(
-            session, pipeline, data, parent_run_id=run.id, artifact_inputs=artifact_inputs
+        child = pipeline_services.new_run(
+            pipeline, data, parent_run_id=run.id, artifact_inputs=artifact_inputs
         )
+    add_new(session, child)  # flushed with the pass's other writes, in batches
     row.status, row.pipeline_run_id, row.decided_at = NodeStatus.STARTED, child.id, utcnow()
-    session.flush()
     note = f" (no {', '.join(missing)})" if missing else ""
-    write_log(session, run, [f"node {_label(row)} started: run {child.id}{note}"])
+    step.lines.append(f"node {_label(row)} started: run {child.id}{note}")
+    return NodeStatus.STARTED
 
 
-def _fail_to_start(session: Session, run: WorkflowRun, row: WorkflowNodeRun, reason: str) -> None:
+def _fail_to_start(row: WorkflowNodeRun, reason: str, lines: list[str]) -> NodeStatus:
     row.status, row.reason, row.decided_at = NodeStatus.FAILED, reason, utcnow()
-    session.flush()
-    write_log(session, run, [f"node {_label(row)} could not start: {reason}"])
+    lines.append(f"node {_label(row)} could not start: {reason}")
+    return NodeStatus.FAILED
 
 
 def _artifact_inputs(
-    session: Session, run: WorkflowRun, node: dag.Node
+    session: Session, run: WorkflowRun, graph: dag.Graph, node: dag.Node
 ) -> tuple[list[dict[str, str]], list[str]]:
     """References to the upstream artifacts this node takes, and the ones that are missing.
 
@@ -253,7 +321,7 @@ def _artifact_inputs(
     """
     found: list[dict[str, str]] = []
     missing: list[str] = []
-    nodes = dag.by_name(run.dag)
+    nodes = graph.nodes
     for item in node.get("inputs", []):
         source, artifact = item["from"]["node"], item["from"]["artifact"]
         swept = dag.instance_count(nodes[source]) > 1 or bool(nodes[source].get("sweep"))

@@ -36,6 +36,39 @@ def by_name(nodes: Iterable[Node]) -> dict[str, Node]:
     return {node["name"]: node for node in nodes}
 
 
+class Graph:
+    """A run's DAG with the lookups a decision needs, built once: a run's DAG never
+    changes, and rebuilding them from 1,000 nodes at every node end cost milliseconds."""
+
+    def __init__(self, nodes: list[Node]):
+        self.nodes = by_name(nodes)
+        self.upstream = {name: upstream(node) for name, node in self.nodes.items()}
+        self.upstream_set = {name: frozenset(names) for name, names in self.upstream.items()}
+        self.dependants = dependants(nodes)
+        self.order = topological_order(nodes)
+        self._shorter: dict[frozenset[str], tuple[bool, list[str]]] = {}
+        # What a run's view says of each node whatever its state (queries.node_view).
+        self.outline = [
+            {
+                "name": node["name"],
+                "pipeline_id": node.get("pipeline_id"),
+                "job_kind": node.get("job_kind"),
+                "trigger": node.get("trigger", ALL_SUCCESS),
+                "upstream": tuple(self.upstream[node["name"]]),
+            }
+            for node in nodes
+        ]
+
+    def shorter(self, names: frozenset[str]) -> tuple[bool, list[str]]:
+        """``names`` as the shorter of (True, the names) and (False, every other node)."""
+        found = self._shorter.get(names)
+        if found is None:
+            others = sorted(self.nodes.keys() - names)
+            found = (True, sorted(names)) if len(names) <= len(others) else (False, others)
+            self._shorter[names] = found
+        return found
+
+
 def topological_order(nodes: list[Node]) -> list[str]:
     """Node names, every node after all of its upstream nodes (the DAG has no cycle)."""
     order: list[str] = []

@@ -56,7 +56,9 @@ class WorkflowRun(Run):
         ForeignKey("workflows.id", ondelete="CASCADE"), index=True
     )
     # The DAG as it was when the run started: editing the workflow never changes a run.
-    dag: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    # Deferred: a node ending reads the run's row but takes the DAG from a per-process
+    # cache (advance.graph_of), not from a 1,000-node JSON document each time.
+    dag: Mapped[list[dict[str, Any]]] = mapped_column(JSON, deferred=True)
     fail_fast: Mapped[bool] = mapped_column(Boolean, default=False)
     node_parameters: Mapped[dict[str, dict[str, str]]] = mapped_column(JSON, default=dict)
     node_inputs: Mapped[dict[str, list[dict[str, str]]]] = mapped_column(JSON, default=dict)

@@ -7,14 +7,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, select, type_coerce
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound
 from app.pagination import paginate
 from app.runs.models import Run
 from app.runs.states import RunState
-from app.workflows import dag
+from app.workflows.graphs import graph_of
 from app.workflows.models import (
     NodeStatus,
     Workflow,
@@ -65,18 +65,20 @@ def workflows_using(session: Session, pipeline_id: str) -> Sequence[Workflow]:
     ).all()
 
 
+# States as the stored strings: they go straight into the response, and turning 1,000
+# rows' values into enums only to take their ``.value`` again was a third of the time.
 _VIEW_COLUMNS = (
     WorkflowNodeRun.node,
     WorkflowNodeRun.instance,
     WorkflowNodeRun.sweep_values,
-    WorkflowNodeRun.status,
+    type_coerce(WorkflowNodeRun.status, String).label("status"),
     WorkflowNodeRun.pipeline_run_id,
     WorkflowNodeRun.reused,
     WorkflowNodeRun.reason,
     WorkflowNodeRun.decided_at,
-    Run.state,
+    type_coerce(Run.state, String).label("state"),
     Run.progress_percent,
-    Run.error_type,
+    type_coerce(Run.error_type, String).label("error_type"),
     Run.error_message,
     Run.error_details,
     Run.started_at,
@@ -101,15 +103,11 @@ def node_view(session: Session, run: WorkflowRun) -> list[dict[str, Any]]:
     for row in rows:
         instances.setdefault(row.node, []).append(_instance(row))
     view = []
-    for node in run.dag:
+    for node in graph_of(run).outline:
         items = instances.get(node["name"], [])
         view.append(
             {
-                "name": node["name"],
-                "pipeline_id": node.get("pipeline_id"),
-                "job_kind": node.get("job_kind"),
-                "trigger": node.get("trigger", dag.ALL_SUCCESS),
-                "upstream": dag.upstream(node),
+                **node,
                 "state": _node_state([item["state"] for item in items]),
                 "run_ids": [item["run_id"] for item in items if item["run_id"]],
                 "instances": items,
@@ -147,7 +145,7 @@ def _instance(row: Any) -> dict[str, Any]:
     error = None
     if row.error_type is not None:
         error = {
-            "type": row.error_type.value,
+            "type": row.error_type,
             "message": row.error_message or "",
             "details": row.error_details or {},
         }
@@ -155,7 +153,7 @@ def _instance(row: Any) -> dict[str, Any]:
     return {
         "index": row.instance,
         "sweep": row.sweep_values,
-        "state": row.state.value if has_run else row.status.value,
+        "state": row.state if has_run else row.status,
         "run_id": row.pipeline_run_id,
         "reused": row.reused,
         "progress": row.progress_percent,

@@ -230,6 +230,33 @@ def test_a_failure_skips_all_success_dependants_and_runs_all_done_ones(
     assert "a: bad" in ended["error"]["message"]
 
 
+def test_a_node_that_cannot_start_skips_its_dependants_at_once(
+    client, client_headers, worker, wf, make_pipeline
+):
+    """A missing upstream artifact fails the node without a run; what depends on it is
+    decided in the same step, not left WAITING for the sweeper."""
+    p = make_pipeline()
+    workflow = wf(
+        [
+            {"name": "a", "pipeline_id": p},
+            {"name": "b", "pipeline_id": p,
+             "inputs": [{"name": "in.csv", "from": {"node": "a", "artifact": "out.csv"}}]},
+            {"name": "c", "pipeline_id": p, "depends_on": ["b"]},
+            {"name": "d", "pipeline_id": p, "depends_on": ["b"], "trigger": "all_done"},
+        ]
+    ).get_json()  # fmt: skip
+    run = start(client, client_headers, workflow["id"])
+    worker.run(nodes_of(run)["a"]["run_ids"][0])  # completes without out.csv
+    nodes = nodes_of(get(client, client_headers, workflow["id"], run["id"]))
+    assert nodes["b"]["state"] == "FAILED" and nodes["b"]["run_ids"] == []
+    assert "missing upstream artifacts: a/out.csv" in nodes["b"]["instances"][0]["reason"]
+    assert nodes["c"]["state"] == "SKIPPED"
+    assert nodes["d"]["state"] == "READY"
+    worker.run(nodes["d"]["run_ids"][0])
+    ended = get(client, client_headers, workflow["id"], run["id"])
+    assert ended["state"] == "FAILED" and list(ended["error"]["details"]["nodes"]) == ["b"]
+
+
 def test_fail_fast_cancels_the_rest(client, client_headers, worker, wf, make_pipeline):
     p = make_pipeline()
     workflow = wf(
