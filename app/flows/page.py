@@ -4,9 +4,11 @@ input (stores and flow inputs are made with the API)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
+from cachetools import LRUCache
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
@@ -24,8 +26,10 @@ from app.runs.models import Run
 NODE_WIDTH = 250  # room for "COMPLETED · 12.3M rows · 10.25 s"
 
 
-_GRAPHS: dict[str, list[tuple[str, list[str]]]] = {}  # by flow input id: they never change
-_GRAPHS_KEPT = 512
+#: Step graphs by flow input id (flow inputs never change); a lock, as cachetools' caches
+#: are not thread-safe.
+_GRAPHS: LRUCache[str, list[tuple[str, list[str]]]] = LRUCache(maxsize=512)
+_GRAPHS_LOCK = threading.Lock()
 
 
 def _count(rows: int) -> str:
@@ -60,7 +64,8 @@ def _step_graph(flow_input: FlowInput) -> list[tuple[str, list[str]]]:
     """The flow input's step graph, derived from its SQL once per process. Should the
     parser refuse SQL it once accepted (an upgrade), the stored transform edges still
     draw the transforms, without their sources."""
-    graph = _GRAPHS.get(flow_input.id)
+    with _GRAPHS_LOCK:
+        graph = _GRAPHS.get(flow_input.id)
     if graph is None:
         try:
             graph = flow_steps.step_graph(
@@ -71,9 +76,8 @@ def _step_graph(flow_input: FlowInput) -> list[tuple[str, list[str]]]:
                 (flow_steps.transform_step(name), [flow_steps.transform_step(up) for up in ups])
                 for name, ups in ((n, flow_input.graph.get(n, [])) for n in flow_input.order)
             ]
-        if len(_GRAPHS) >= _GRAPHS_KEPT:
-            _GRAPHS.clear()
-        _GRAPHS[flow_input.id] = graph
+        with _GRAPHS_LOCK:
+            _GRAPHS[flow_input.id] = graph
     return graph
 
 
