@@ -276,3 +276,32 @@ def test_duckdb_file_as_a_source(tmp_path, published):
     assert run.finish()["state"] == "COMPLETED", run.lines
     total = _duck_rows(out, "SELECT amount FROM total")[0][0]
     assert total == pytest.approx(sum(amount for _, amount in before))
+
+
+def test_a_duckdb_source_is_read_whole_with_its_wal(tmp_path):
+    """A DuckDB source is snapshotted by copying its file: rows still in its WAL (a writer
+    that never checkpointed) are in the snapshot, and the run reads only what it names."""
+    source = tmp_path / "meters.duckdb"
+    with duckdb.connect(str(source)) as writer:
+        writer.execute("SET checkpoint_threshold = '1TB'")
+        writer.execute("PRAGMA disable_checkpoint_on_shutdown")
+        writer.execute("CREATE TABLE readings AS SELECT range AS kwh FROM range(1000)")
+        writer.execute("INSERT INTO readings VALUES (5000)")
+        writer.execute("CREATE TABLE other AS SELECT 1 AS x")
+    assert Path(f"{source}.wal").exists()
+    spec = flow_spec(
+        [{"store": {"engine": "duckdb", "path": str(source)},
+          "tables": [{"table": "readings", "name": "readings"}]}],
+        {"engine": "duckdb", "path": str(tmp_path / "out.duckdb")},
+        [{"name": "total", "persist": True,
+          "sql": "SELECT count(*) AS n, sum(kwh) AS kwh FROM readings"}],
+        [],
+    )  # fmt: skip
+    run = EngineRun(spec, tmp_path / "job")
+    assert run.finish()["state"] == "COMPLETED", run.lines
+    assert _duck_rows(tmp_path / "out.duckdb", "SELECT n, kwh FROM total") == [
+        (1001, sum(range(1000)) + 5000)
+    ]
+    assert any("ingest readings: 1,001 rows" in line for line in run.lines), run.lines
+    with duckdb.connect(str(source)) as writer:  # not held once the run has ended
+        writer.execute("INSERT INTO readings VALUES (1)")
