@@ -10,6 +10,8 @@ a start shows the new run's page, a make comes back here with what it made prese
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import re
 import secrets
 from collections.abc import Callable, Mapping
@@ -24,7 +26,7 @@ from app.errors import DomainError, NotFound, ValidationFailed
 from app.extensions import db
 from app.page import forms, starters
 from app.page.routes import FORM_BYTES, blp
-from app.page.session import signed_in
+from app.page.session import CSRF_FIELD, signed_in
 from app.page.starters import LIST_SIZE, Maker, Pick, Starter
 from app.runs import dispatch, idempotency
 from app.safe_text import text_problem
@@ -72,26 +74,40 @@ def start_run(name: str) -> Any:
     found = starters.starter(name)
     if found is None:
         raise NotFound("Nothing of that name to start", {"name": [name]})
-    once = _once_token()
-    if started := idempotency.replayed_location(db.session, g.api_key_id, once, request.path):
+    once, sent = _once_token(), _form_hash()
+    key = (db.session, g.api_key_id, once, request.path, sent)
+    if started := idempotency.replayed_location(*key):
         return redirect(started, 303)  # the form was sent twice (a double click, a reload)
+    try:
+        claimed = idempotency.claim(*key)
+    except IntegrityError:  # its other copy is (or was) starting the run: show that run
+        db.session.rollback()
+        if started := idempotency.replayed_location(*key):
+            return redirect(started, 303)
+        raise
     try:
         target = _picked(found.pick)
         body = forms.read(found.fields, request.form, request.files, found.schema())
         run = found.start(db.session, target, body)
     except DomainError as error:
-        db.session.rollback()
+        db.session.rollback()  # the token's record too: the form can be sent again
         return _render(error.status, f"start-{name}", error)
-    location = url_for("page.run", run_id=run.id)
-    idempotency.remember_location(db.session, g.api_key_id, once, request.path, location)
-    try:
-        db.session.commit()
-    except IntegrityError:  # the same form's other copy committed first: show its run
-        db.session.rollback()
-        started = idempotency.replayed_location(db.session, g.api_key_id, once, request.path)
-        return redirect(started or url_for("page.start"), 303)
+    claimed.status, claimed.location = 303, url_for("page.run", run_id=run.id)
+    db.session.commit()
     dispatch.publish_new(db.session, run.id)  # its task, or a workflow's first nodes'
-    return redirect(location, 303)
+    return redirect(claimed.location, 303)
+
+
+def _form_hash() -> str:
+    """What the start form said (its fields but the tokens): the same token with other
+    values is another start, refused rather than answered with the first run."""
+    fields = sorted(
+        (name, value)
+        for name, values in request.form.lists()
+        if name not in (ONCE_FIELD, CSRF_FIELD)
+        for value in values
+    )
+    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 
 
 def _once_token() -> str:

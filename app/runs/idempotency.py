@@ -123,9 +123,11 @@ def idempotent(view: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def replayed_location(session: Session, api_key_id: int, key: str, endpoint: str) -> str | None:
-    """Where the first request sent with ``key`` led (a page form's once-only token), if
-    it was done and has not expired."""
+def replayed_location(
+    session: Session, api_key_id: int, key: str, endpoint: str, request_hash: str
+) -> str | None:
+    """Where the first request sent with ``key`` led (a page form's once-only token), if it
+    was done and has not expired; a Conflict if ``key`` came with other content then."""
     record = session.scalar(
         select(IdempotencyRecord).where(
             IdempotencyRecord.api_key_id == api_key_id,
@@ -133,16 +135,24 @@ def replayed_location(session: Session, api_key_id: int, key: str, endpoint: str
             IdempotencyRecord.endpoint == endpoint,
         )
     )
-    if record is None or _is_dead(record):
+    if record is None or record.location is None or _is_dead(record):
         return None
+    if record.request_hash != request_hash:
+        raise Conflict(
+            "This form was already sent with other values and started a run: open the "
+            "start page again for a new form",
+            {"form": [f"Already used: {record.location}"]},
+            ErrorCode.IDEMPOTENCY_MISMATCH,
+        )
     return record.location
 
 
-def remember_location(
-    session: Session, api_key_id: int, key: str, endpoint: str, location: str
-) -> None:
-    """Record, in the work's own transaction, that ``key`` led to ``location``: a repeat
-    that commits second fails on the unique index and is shown the first one's answer."""
+def claim(
+    session: Session, api_key_id: int, key: str, endpoint: str, request_hash: str
+) -> IdempotencyRecord:
+    """Record ``key`` before the work, flushed: a repeat sent meanwhile waits on the unique
+    index (PostgreSQL) or the write lock (SQLite) and fails with IntegrityError once this
+    commits, so the work is done once. Set ``location`` on the record when it is done."""
     ttl = timedelta(seconds=current_app.config["SETTINGS"].IDEMPOTENCY_TTL_SECONDS)
     session.execute(  # an expired record of the same key is replaced; a live one stays
         delete(IdempotencyRecord).where(
@@ -152,13 +162,9 @@ def remember_location(
             IdempotencyRecord.created_at < utcnow() - ttl,
         )
     )
-    session.add(
-        IdempotencyRecord(
-            api_key_id=api_key_id,
-            key=key,
-            endpoint=endpoint,
-            request_hash="",
-            status=303,
-            location=location,
-        )
+    record = IdempotencyRecord(
+        api_key_id=api_key_id, key=key, endpoint=endpoint, request_hash=request_hash
     )
+    session.add(record)
+    session.flush()
+    return record

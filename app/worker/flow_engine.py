@@ -77,7 +77,7 @@ class FlowEngine:
         self._connection_lock = threading.Lock()
         self.steps = flow_steps.plan(spec["sources"], spec["order"], spec["checks"])
         self.result: dict[str, Any] = {"state": "FAILED", "error": None}
-        self._snapshots: dict[str, str] = {}  # a DuckDB source's path -> its copy's alias
+        self._snapshots: dict[str, str | None] = {}  # a DuckDB file -> its copy's alias
         self.started = time.time()
 
     # --- steps ------------------------------------------------------------------------
@@ -238,9 +238,19 @@ class FlowEngine:
     ) -> int:
         try:
             if store["engine"] == "duckdb":
-                alias = self._snapshot(connection, store["path"])
                 parts = ".".join(quote(p) for p in table.split("."))
-                connection.execute(f"CREATE VIEW {quote(name)} AS SELECT * FROM {alias}.{parts}")
+                alias = self._snapshot(connection, store["path"])
+                if alias is not None:
+                    read = f"CREATE VIEW {quote(name)} AS SELECT * FROM {alias}.{parts}"
+                    connection.execute(read)
+                else:  # no room for a copy of the whole file: copy this table's rows
+                    connection.execute(f"ATTACH {_literal(store['path'])} AS src (READ_ONLY)")
+                    try:
+                        connection.execute(
+                            f"CREATE TABLE {quote(name)} AS SELECT * FROM src.{parts}"
+                        )
+                    finally:
+                        connection.execute("DETACH src")
                 return connection.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]
             path = self.scratch / f"ingest-{name}.csv"
             types = flow_ingest.server_table_to_csv(store, table, path, self.remote, batch)
@@ -263,29 +273,69 @@ class FlowEngine:
                 "SOURCE_ERROR", f"Source table {table}: {reason}", {"table": table}
             ) from None
 
-    def _snapshot(self, connection: Any, path: str) -> str:
+    def _snapshot(self, connection: Any, path: str) -> str | None:
         """A DuckDB source, copied once per run and attached read-only: a snapshot at the
-        speed of a file copy, where copying its tables row by row took seconds.
+        speed of a file copy, where copying its tables row by row took seconds. None when
+        the job folder's disk has no room for two copies of the file (then tables are
+        copied row by row, as before).
 
         The copy is made while the source is attached read-only, so no writer holds it
-        (DuckDB's file lock) and the file and its WAL are consistent; the source is held
-        only for the copy, and every transform reads the same data. User SQL cannot name
-        the copy (no qualified names, refused at validation) nor attach anything after
-        ``lock``; the views over it are the flow's source tables."""
-        if path in self._snapshots:
-            return self._snapshots[path]
+        (DuckDB's file lock) and the file and its WAL agree; the source is held only for
+        the copy, and every transform reads the same data. Tables and views of the file
+        that the flow does not name are dropped from the copy (unless it reads a view,
+        which may need them), so user SQL could not reach them even past the parser,
+        which refuses qualified names; nothing can be attached after ``lock``."""
+        real = os.path.realpath(path)  # one copy per file, and the file that was locked
+        if real in self._snapshots:
+            return self._snapshots[real]
+        wal = f"{real}.wal"
+        size = os.path.getsize(real) + (os.path.getsize(wal) if os.path.exists(wal) else 0)
+        if 2 * size > shutil.disk_usage(self.scratch).free:
+            return None
         alias = f"_flow_snapshot_{len(self._snapshots)}"
         copy = self.scratch / f"{alias}.duckdb"
-        connection.execute(f"ATTACH {_literal(path)} AS _flow_source (READ_ONLY)")
+        connection.execute(f"ATTACH {_literal(real)} AS _flow_source (READ_ONLY)")
         try:
-            shutil.copyfile(path, copy)
-            if os.path.exists(f"{path}.wal"):  # a writer's last commits, not yet checkpointed
-                shutil.copyfile(f"{path}.wal", f"{copy}.wal")
+            shutil.copyfile(real, copy)
+            if os.path.exists(wal):  # a writer's last commits, not yet checkpointed
+                shutil.copyfile(wal, f"{copy}.wal")
         finally:
             connection.execute("DETACH _flow_source")
+        connection.execute(f"ATTACH {_literal(str(copy))} AS {alias}")
+        try:
+            self._keep_only(connection, alias, self._tables_of(real))
+        finally:
+            connection.execute(f"DETACH {alias}")
         connection.execute(f"ATTACH {_literal(str(copy))} AS {alias} (READ_ONLY)")
-        self._snapshots[path] = alias
+        self._snapshots[real] = alias
         return alias
+
+    def _tables_of(self, real: str) -> set[tuple[str, str]]:
+        """(schema, table) of everything the flow reads from the DuckDB file ``real``."""
+        wanted = set()
+        for source in self.spec["sources"]:
+            store = source["store"]
+            if store["engine"] == "duckdb" and os.path.realpath(store["path"]) == real:
+                for item in source.get("tables", []):
+                    schema, _, table = item["table"].lower().rpartition(".")
+                    wanted.add((schema or "main", table))
+        return wanted
+
+    @staticmethod
+    def _keep_only(connection: Any, alias: str, wanted: set[tuple[str, str]]) -> None:
+        db = _literal(alias)
+        objects = connection.execute(
+            f"SELECT schema_name, table_name, 'TABLE' FROM duckdb_tables() "
+            f"WHERE database_name = {db} UNION ALL "
+            f"SELECT schema_name, view_name, 'VIEW' FROM duckdb_views() "
+            f"WHERE database_name = {db} AND NOT internal"
+        ).fetchall()
+        named = {(s.lower(), t.lower()): kind for s, t, kind in objects}
+        if any(named.get(key) == "VIEW" for key in wanted):
+            return
+        for (schema, table), kind in named.items():
+            if (schema, table) not in wanted:
+                connection.execute(f"DROP {kind} {alias}.{quote(schema)}.{quote(table)}")
 
     def _ingest_files(self, connection: Any, store: dict[str, Any], item: dict[str, Any]) -> int:
         try:

@@ -303,5 +303,8 @@ def test_a_duckdb_source_is_read_whole_with_its_wal(tmp_path):
         (1001, sum(range(1000)) + 5000)
     ]
     assert any("ingest readings: 1,001 rows" in line for line in run.lines), run.lines
+    copies = list((tmp_path / "job").rglob("_flow_snapshot_*.duckdb"))
+    assert len(copies) == 1  # the tables the flow did not name are not in its copy
+    assert _duck_rows(copies[0], "SELECT table_name FROM duckdb_tables()") == [("readings",)]
     with duckdb.connect(str(source)) as writer:  # not held once the run has ended
         writer.execute("INSERT INTO readings VALUES (1)")

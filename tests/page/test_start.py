@@ -454,6 +454,10 @@ def test_a_start_form_sent_twice_starts_one_run(signed_in, client_headers, pipel
     assert _count(signed_in, client_headers, f"/pipelines/{pipeline['id']}/runs") == 1
     other = _post(signed_in, "/page/start/pipeline", {"pipeline_id": pipeline["id"]})
     assert other.headers["Location"] != first.headers["Location"]  # a new form: a new run
+    edited = _post(signed_in, "/page/start/pipeline", {**form, "parameters": "X=2"})
+    assert edited.status_code == 409 and "already sent with other values" in edited.get_data(
+        as_text=True
+    )
     stale = _post(signed_in, "/page/start/pipeline", {**form, "once": "x"})
     assert stale.status_code == 422 and "out of date" in stale.get_data(as_text=True)
     assert _count(signed_in, client_headers, f"/pipelines/{pipeline['id']}/runs") == 2
