@@ -222,6 +222,11 @@ def _decide(session: Session, run: WorkflowRun, candidates: Iterable[str]) -> No
             name = queue.popleft()
             queued.discard(name)
             if _decide_node(session, run, step, name):
+                if run.fail_fast and name in step.board.failed:  # could not start
+                    write_log(session, run, step.lines)
+                    step.lines.clear()
+                    _close_open_nodes(session, run, f"fail_fast: node {name} could not start")
+                    break
                 # It ended without a run (skipped, or could not start): its dependants may
                 # now be decided too.
                 for follower in graph.dependants.get(name, []):

@@ -257,6 +257,32 @@ def test_a_node_that_cannot_start_skips_its_dependants_at_once(
     assert ended["state"] == "FAILED" and list(ended["error"]["details"]["nodes"]) == ["b"]
 
 
+def test_fail_fast_when_a_node_cannot_start(client, client_headers, worker, wf, make_pipeline):
+    """A node that cannot start under fail_fast closes the rest at once: nothing is left
+    WAITING in a run that has ended."""
+    p = make_pipeline()
+    workflow = wf(
+        [
+            {"name": "a", "pipeline_id": p},
+            {"name": "b", "pipeline_id": p,
+             "inputs": [{"name": "in.csv", "from": {"node": "a", "artifact": "out.csv"}}]},
+            {"name": "c", "pipeline_id": p, "depends_on": ["b"]},
+            {"name": "d", "pipeline_id": p, "depends_on": ["b"], "trigger": "all_done"},
+        ],
+        fail_fast=True,
+    ).get_json()  # fmt: skip
+    run = start(client, client_headers, workflow["id"])
+    worker.run(nodes_of(run)["a"]["run_ids"][0])  # completes without out.csv
+    ended = get(client, client_headers, workflow["id"], run["id"])
+    nodes = nodes_of(ended)
+    assert ended["state"] == "FAILED"
+    assert "missing upstream artifacts" in ended["error"]["details"]["nodes"]["b"]["reason"]
+    assert nodes["b"]["state"] == "FAILED" and nodes["b"]["run_ids"] == []
+    for name in ("c", "d"):
+        assert nodes[name]["state"] == "CANCELLED" and nodes[name]["run_ids"] == []
+        assert nodes[name]["instances"][0]["reason"] == "fail_fast: node b could not start"
+
+
 def test_fail_fast_cancels_the_rest(client, client_headers, worker, wf, make_pipeline):
     p = make_pipeline()
     workflow = wf(
