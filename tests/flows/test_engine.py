@@ -308,3 +308,27 @@ def test_a_duckdb_source_is_read_whole_with_its_wal(tmp_path):
     assert _duck_rows(copies[0], "SELECT table_name FROM duckdb_tables()") == [("readings",)]
     with duckdb.connect(str(source)) as writer:  # not held once the run has ended
         writer.execute("INSERT INTO readings VALUES (1)")
+
+
+def test_without_room_for_a_copy_the_tables_are_copied_row_by_row(tmp_path, monkeypatch):
+    """The engine in-process with the disk reported full: no file copy, the same result."""
+    from app.worker import flow_engine
+
+    source = tmp_path / "meters.duckdb"
+    with duckdb.connect(str(source)) as writer:
+        writer.execute("CREATE TABLE readings AS SELECT range AS kwh FROM range(1000)")
+    spec = flow_spec(
+        [{"store": {"engine": "duckdb", "path": str(source)},
+          "tables": [{"table": "readings", "name": "readings"}]}],
+        {"engine": "duckdb", "path": str(tmp_path / "out.duckdb")},
+        [{"name": "total", "persist": True, "sql": "SELECT sum(kwh) AS kwh FROM readings"}],
+        [],
+    )  # fmt: skip
+    full = flow_engine.shutil.disk_usage(tmp_path)._replace(free=0)
+    monkeypatch.setattr(flow_engine.shutil, "disk_usage", lambda path: full)
+    (tmp_path / "job").mkdir()
+    engine = flow_engine.FlowEngine(spec, tmp_path / "job", "run-1")
+    engine.run()
+    assert engine.result["state"] == "COMPLETED", engine.result
+    assert not list((tmp_path / "job").rglob("_flow_snapshot_*"))
+    assert _duck_rows(tmp_path / "out.duckdb", "SELECT kwh FROM total") == [(sum(range(1000)),)]
