@@ -19,7 +19,7 @@ from app.flows.models import (
     FlowInputStore,
     FlowRun,
 )
-from app.runs.services import check_attempt, lock_run, record_creation
+from app.runs.services import add_new, check_attempt, lock_run
 
 #: Engines a flow can publish to (atomically: see docs/adr/0016-atomic-publish.md).
 TARGET_ENGINES = (Engine.DUCKDB, Engine.POSTGRESQL, Engine.CSV)
@@ -276,9 +276,8 @@ def create_run(session: Session, data: dict[str, Any]) -> FlowRun:
         max_retries=0,
         steps=flow_steps.plan(flow_input.sources, flow_input.order, flow_input.checks),
     )
-    session.add(run)
+    add_new(session, run)
     session.flush()
-    record_creation(session, run)
     return run
 
 

@@ -111,24 +111,14 @@ def delete_runs(session: Session, run_ids: Select, owner: str, field: str) -> li
     return ids
 
 
-def record_creation(session: Session, run: Run) -> None:
-    """Write the first history row of a new run (nothing -> READY)."""
-    session.add(_created(run))
-    session.flush()
-
-
 def add_new(session: Session, run: Run) -> None:
-    """Add a new READY run and its first history row without flushing, so that a caller
-    creating many (a workflow starting 1,000 nodes) writes them in one batch; the next
-    flush inserts them (runs first: the unit of work orders the tables)."""
+    """Add a new READY run and its first history row (nothing -> READY) without flushing,
+    so that a caller creating many (a workflow starting 1,000 nodes) writes them in one
+    batch; the next flush inserts them (runs first: the unit of work orders the tables)."""
     run.id = run.id or new_id()
     run.state = run.state or RunState.READY
     session.add(run)
-    session.add(_created(run))
-
-
-def _created(run: Run) -> RunStateChange:
-    return RunStateChange(run_id=run.id, from_state=None, state=run.state, attempt=0)
+    session.add(RunStateChange(run_id=run.id, from_state=None, state=run.state, attempt=0))
 
 
 def request_cancel(session: Session, run: Run) -> None:

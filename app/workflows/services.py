@@ -14,7 +14,7 @@ from app.errors import Conflict, ErrorCode, ValidationFailed
 from app.jobs import kinds as job_kinds
 from app.pipelines.models import Pipeline
 from app.pipelines.services import pipeline_deleting
-from app.runs.services import delete_runs, record_creation
+from app.runs.services import add_new, delete_runs
 from app.runs.states import RunState
 from app.timeutil import utcnow
 from app.workflows import advance, dag, queries
@@ -144,7 +144,7 @@ def create_run(
         timeout_seconds=data.get("timeout_seconds") or settings.MAX_TIMEOUT_SECONDS,
         max_retries=0,
     )
-    session.add(run)
+    add_new(session, run)  # with its first history row
     session.flush()
     _add_instances(session, run)
     _begin(session, run)
@@ -172,7 +172,7 @@ def retry_run(session: Session, old: WorkflowRun, settings: Settings) -> Workflo
         max_retries=0,
         retry_of=old.id,
     )
-    session.add(run)
+    add_new(session, run)  # with its first history row
     session.flush()
     kept = {
         (row.node, row.instance): row.pipeline_run_id
@@ -209,6 +209,5 @@ def _add_instances(
 
 
 def _begin(session: Session, run: WorkflowRun) -> None:
-    record_creation(session, run)
     run.deadline_at = utcnow() + timedelta(seconds=run.timeout_seconds)
     advance.start(session, run)
