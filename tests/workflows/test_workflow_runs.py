@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -230,21 +231,23 @@ def test_a_failure_skips_all_success_dependants_and_runs_all_done_ones(
     assert "a: bad" in ended["error"]["message"]
 
 
+def _b_needs_an_artifact_a_never_makes(p: str) -> list[dict[str, Any]]:
+    """a -> b (reads a's out.csv, which a trivial run never writes) -> c, and d (all_done)."""
+    return [
+        {"name": "a", "pipeline_id": p},
+        {"name": "b", "pipeline_id": p,
+         "inputs": [{"name": "in.csv", "from": {"node": "a", "artifact": "out.csv"}}]},
+        {"name": "c", "pipeline_id": p, "depends_on": ["b"]},
+        {"name": "d", "pipeline_id": p, "depends_on": ["b"], "trigger": "all_done"},
+    ]  # fmt: skip
+
+
 def test_a_node_that_cannot_start_skips_its_dependants_at_once(
     client, client_headers, worker, wf, make_pipeline
 ):
     """A missing upstream artifact fails the node without a run; what depends on it is
     decided in the same step, not left WAITING for the sweeper."""
-    p = make_pipeline()
-    workflow = wf(
-        [
-            {"name": "a", "pipeline_id": p},
-            {"name": "b", "pipeline_id": p,
-             "inputs": [{"name": "in.csv", "from": {"node": "a", "artifact": "out.csv"}}]},
-            {"name": "c", "pipeline_id": p, "depends_on": ["b"]},
-            {"name": "d", "pipeline_id": p, "depends_on": ["b"], "trigger": "all_done"},
-        ]
-    ).get_json()  # fmt: skip
+    workflow = wf(_b_needs_an_artifact_a_never_makes(make_pipeline())).get_json()
     run = start(client, client_headers, workflow["id"])
     worker.run(nodes_of(run)["a"]["run_ids"][0])  # completes without out.csv
     nodes = nodes_of(get(client, client_headers, workflow["id"], run["id"]))
@@ -260,17 +263,8 @@ def test_a_node_that_cannot_start_skips_its_dependants_at_once(
 def test_fail_fast_when_a_node_cannot_start(client, client_headers, worker, wf, make_pipeline):
     """A node that cannot start under fail_fast closes the rest at once: nothing is left
     WAITING in a run that has ended."""
-    p = make_pipeline()
-    workflow = wf(
-        [
-            {"name": "a", "pipeline_id": p},
-            {"name": "b", "pipeline_id": p,
-             "inputs": [{"name": "in.csv", "from": {"node": "a", "artifact": "out.csv"}}]},
-            {"name": "c", "pipeline_id": p, "depends_on": ["b"]},
-            {"name": "d", "pipeline_id": p, "depends_on": ["b"], "trigger": "all_done"},
-        ],
-        fail_fast=True,
-    ).get_json()  # fmt: skip
+    nodes = _b_needs_an_artifact_a_never_makes(make_pipeline())
+    workflow = wf(nodes, fail_fast=True).get_json()
     run = start(client, client_headers, workflow["id"])
     worker.run(nodes_of(run)["a"]["run_ids"][0])  # completes without out.csv
     ended = get(client, client_headers, workflow["id"], run["id"])
